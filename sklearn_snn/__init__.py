@@ -1,0 +1,7 @@
+"""sklearn-snn: spiking neural networks as scikit-learn estimators on one shared PyTorch core."""
+
+__version__ = "0.1.0"
+
+from .surrogate import SurrogateSNNClassifier, SurrogateSNNRegressor  # noqa: E402
+
+__all__ = ["SurrogateSNNClassifier", "SurrogateSNNRegressor", "__version__"]

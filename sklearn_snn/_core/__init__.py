@@ -1,0 +1,1 @@
+"""The torch engine of sklearn-snn. Nothing here imports scikit-learn."""

@@ -1,0 +1,486 @@
+"""The scikit-learn side shared by every estimator: validation, 2D/3D input, device,
+random_state, batched inference, pickling and safe save/load.
+
+Data flows one way: arrays -> :func:`validate_snn_input` -> tensors (time, batch, features) ->
+``sklearn_snn._core`` -> tensors -> arrays.
+"""
+# BASE_API_READY
+
+from __future__ import annotations
+
+import copy
+import io
+import warnings
+from contextlib import contextmanager
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import _check_sample_weight, check_array, check_is_fitted, validate_data
+
+from ._core import encoding as enc
+from ._core.neurons import NEURON_MODELS, RESET_MODES, NeuronSpec, as_decay
+from ._core.network import READOUTS
+from ._core.surrogate import SURROGATES
+from ._core.training import DivergedError, TrainConfig, new_state, run_epochs
+
+__all__ = [
+    "BaseSNN",
+    "GradientSNNMixin",
+    "resolve_device",
+    "make_generator",
+    "validate_snn_input",
+    "DivergedError",
+]
+
+
+def resolve_device(device) -> torch.device:
+    """'auto' -> CUDA when available, else CPU; 'cpu' / 'cuda' / 'cuda:1' / torch.device as given.
+
+    Examples
+    --------
+    >>> resolve_device("cpu")
+    device(type='cpu')
+    """
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} was requested but CUDA is not available; use device='auto' or 'cpu'.")
+    return dev
+
+
+def make_generator(random_state, device="cpu") -> torch.Generator:
+    """A local torch generator seeded from ``random_state``; torch's global RNG is never touched.
+
+    Examples
+    --------
+    >>> g1, g2 = make_generator(0), make_generator(0)
+    >>> bool(torch.equal(torch.rand(3, generator=g1), torch.rand(3, generator=g2)))
+    True
+    """
+    seed = check_random_state(random_state).randint(np.iinfo(np.int32).max)
+    g = torch.Generator(device=device)
+    g.manual_seed(int(seed))
+    return g
+
+
+def _ndim(X):
+    nd = getattr(X, "ndim", None)
+    if nd is None:
+        try:
+            nd = np.ndim(X)
+        except Exception:  # ragged nested lists: let check_array explain
+            nd = 2
+    return nd
+
+
+def validate_snn_input(est, X, y=None, *, reset, y_numeric=False, allow_3d=True, dtype=(np.float64, np.float32)):
+    """Validate 2D ``(n_samples, n_features)`` or 3D ``(n_samples, n_steps, n_features)`` input.
+
+    2D input goes through sklearn's ``validate_data`` (feature names, ``n_features_in_``). 3D
+    input is checked with ``check_array(allow_nd=True)`` and ``n_features_in_`` is set to the last
+    axis by hand (sklearn would take axis 1). Also sets ``input_ndim_`` and ``n_steps_in_`` on
+    ``reset`` and refuses a change of dimensionality afterwards.
+
+    Returns
+    -------
+    X : ndarray (float32 or float64), 2D or 3D
+    y : ndarray or None
+    """
+    nd = _ndim(X)
+    name = type(est).__name__
+    if nd == 3 and allow_3d:
+        X = check_array(X, allow_nd=True, dtype=list(dtype), ensure_min_samples=1)
+        if y is not None:
+            from sklearn.utils.validation import check_consistent_length, column_or_1d
+
+            y = np.asarray(y)
+            if not y_numeric or y.ndim == 1:
+                y = column_or_1d(y, warn=True) if y.ndim > 1 and y.shape[1] == 1 else y
+            check_consistent_length(X, y)
+            if y_numeric:
+                y = check_array(y, ensure_2d=False, dtype=np.float64)
+        if X.shape[1] < 1 or X.shape[2] < 1:
+            raise ValueError(f"3D X needs at least one step and one feature, got shape {X.shape}.")
+        if reset:
+            est.n_features_in_ = X.shape[2]
+            est.n_steps_in_ = X.shape[1]
+            est.input_ndim_ = 3
+            if hasattr(est, "feature_names_in_"):
+                del est.feature_names_in_
+        else:
+            _check_ndim(est, 3, name)
+            if X.shape[2] != est.n_features_in_:
+                raise ValueError(
+                    f"X has {X.shape[2]} features, but {name} is expecting {est.n_features_in_} features as input."
+                )
+        return X, y
+    if nd not in (1, 2):
+        raise ValueError(
+            f"X must be 2D (n_samples, n_features) or 3D (n_samples, n_steps, n_features); got {nd}D input."
+            + ("" if allow_3d else f" {name} takes 2D input only.")
+        )
+    if not reset:
+        _check_ndim(est, 2, name)
+    if y is None:
+        X = validate_data(est, X, reset=reset, dtype=list(dtype))
+    else:
+        X, y = validate_data(est, X, y, reset=reset, dtype=list(dtype), y_numeric=y_numeric,
+                             multi_output=y_numeric)
+    if reset:
+        est.input_ndim_ = 2
+        est.n_steps_in_ = None
+    return X, y
+
+
+def _check_ndim(est, nd, name):
+    fitted = getattr(est, "input_ndim_", None)
+    if fitted is not None and fitted != nd:
+        shapes = {2: "2D (n_samples, n_features)", 3: "3D (n_samples, n_steps, n_features)"}
+        raise ValueError(f"{name} was fitted on {shapes[fitted]} input but got {shapes[nd]} input; "
+                         "pass data of the same layout as in fit.")
+
+
+@contextmanager
+def torch_threads(n):
+    """Temporarily set torch's intra-op thread count (``None`` leaves it alone)."""
+    if n is None:
+        yield
+        return
+    old = torch.get_num_threads()
+    torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+# Parameter constraints shared by the network estimators (sklearn's InvalidParameterError).
+NETWORK_CONSTRAINTS = {
+    "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+    "n_steps": [Interval(Integral, 1, None, closed="left")],
+    "neuron": [StrOptions(set(NEURON_MODELS))],
+    "tau_mem": [Interval(Real, 0, None, closed="neither")],
+    "tau_syn": [Interval(Real, 0, None, closed="neither")],
+    "threshold": [Interval(Real, 0, None, closed="neither")],
+    "reset": [StrOptions(set(RESET_MODES))],
+    "surrogate": [StrOptions(set(SURROGATES)), callable],
+    "surrogate_slope": [Interval(Real, 0, None, closed="neither")],
+    "recurrent": ["boolean"],
+    "encoder": [StrOptions(set(enc.ENCODERS))],
+    "readout": [StrOptions(set(READOUTS))],
+    "input_scaling": [StrOptions({"auto"}), None],
+    "device": [StrOptions({"auto", "cpu", "cuda"}), torch.device, str],
+    "random_state": ["random_state"],
+    "verbose": ["verbose"],
+    "torch_num_threads": [Interval(Integral, 1, None, closed="left"), None],
+}
+
+TRAINING_CONSTRAINTS = {
+    "alpha": [Interval(Real, 0, None, closed="left")],
+    "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+    "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+    "solver": [StrOptions({"adam", "adamw", "sgd", "adam-hd", "sgd-hd"})],
+    "lr_schedule": [StrOptions({"constant", "cosine", "plateau"})],
+    "max_iter": [Interval(Integral, 1, None, closed="left")],
+    "early_stopping": ["boolean"],
+    "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+    "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+    "tol": [Interval(Real, 0, None, closed="left")],
+    "warm_start": ["boolean"],
+    "bptt_window": [Interval(Integral, 1, None, closed="left"), None],
+}
+
+
+class BaseSNN(BaseEstimator):
+    """Shared machinery: device, generator, input scaling, encoding, batched inference, pickling.
+
+    Subclasses keep their torch module in ``module_`` (an ``nn.Module``); everything else they
+    learn ends in ``_`` as usual.
+    """
+
+    _torch_attributes = ("module_",)
+
+    # --- devices and randomness -------------------------------------------------------------
+    def _device(self):
+        return resolve_device(getattr(self, "device", "auto"))
+
+    def _threads(self):
+        return torch_threads(getattr(self, "torch_num_threads", None))
+
+    # --- input scaling and encoding ----------------------------------------------------------
+    def _fit_scaler(self, X):
+        """Per-feature scaling learned in fit (2D input only): standardisation for the current
+        encoder, min-max to [0, 1] for the spike encoders (which read values as probabilities or
+        latencies)."""
+        if X.ndim != 2 or getattr(self, "input_scaling", "auto") is None:
+            self.input_offset_, self.input_scale_ = None, None
+            return
+        if getattr(self, "encoder", "current") == "current":
+            off = X.mean(0)
+            sc = X.std(0)
+        else:
+            off = X.min(0)
+            sc = X.max(0) - off
+        sc = np.where(sc > 1e-12, sc, 1.0)
+        self.input_offset_, self.input_scale_ = off.astype(np.float64), sc.astype(np.float64)
+
+    def _scale(self, X):
+        if X.ndim == 2 and getattr(self, "input_offset_", None) is not None:
+            X = (X - self.input_offset_) / self.input_scale_
+        return X
+
+    def _encode(self, xb, train, generator=None):
+        """(B, F) or (B, T, F) tensor -> (T, B, F') input for the network."""
+        if xb.dim() == 3:
+            xb = xb.transpose(0, 1)
+            return enc.encode(xb, getattr(self, "encoder", "current"), xb.shape[0])
+        return enc.encode(xb, getattr(self, "encoder", "current"), self.n_steps, generator=generator, train=train)
+
+    def _n_encoded(self, n_features):
+        return enc.encoded_width(getattr(self, "encoder", "current"), n_features)
+
+    def _to_tensor(self, X, dtype=torch.float32, device=None):
+        # torch.tensor copies, which also makes read-only memmaps safe
+        return torch.tensor(np.asarray(X), dtype=dtype, device=device or self._device())
+
+    # --- inference ---------------------------------------------------------------------------
+    def _inference_module(self, dtype):
+        """A copy of the fitted module for inference (float64 on CPU so that batch composition
+        cannot flip a spike through rounding)."""
+        m = copy.deepcopy(self.module_).to(self._device(), dtype=dtype)
+        m.eval()
+        return m
+
+    def _inference_dtype(self):
+        return torch.float64 if self._device().type == "cpu" else torch.float32
+
+    def _batched(self, X, fn, batch_size=None):
+        """Apply ``fn(module, encoded_batch)`` over X in batches; concatenates numpy outputs.
+
+        Memory is bounded by one batch whatever the size of X.
+        """
+        dtype = self._inference_dtype()
+        module = self._inference_module(dtype)
+        X = self._scale(X)
+        bs = batch_size or getattr(self, "inference_batch_size", None) or 512
+        outs = []
+        with torch.no_grad(), self._threads():
+            for start in range(0, X.shape[0], bs):
+                xb = self._to_tensor(X[start:start + bs], dtype=dtype)
+                outs.append(fn(module, self._encode(xb, train=False)))
+        if isinstance(outs[0], dict):
+            return {k: np.concatenate([o[k] for o in outs]) if not isinstance(outs[0][k], list)
+                    else [np.concatenate([o[k][i] for o in outs]) for i in range(len(outs[0][k]))]
+                    for k in outs[0]}
+        return np.concatenate(outs)
+
+    # --- persistence -------------------------------------------------------------------------
+    def __getstate__(self):
+        state = super().__getstate__()
+        for name in self._torch_attributes:
+            m = state.get(name)
+            if isinstance(m, torch.nn.Module):
+                # CPU copy, so a model trained on a GPU unpickles on a CPU-only machine
+                state[name] = copy.deepcopy(m).cpu()
+        state.pop("_train_state", None)  # optimizer state is not persisted; see docs
+        state.pop("_generator", None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+
+    def save(self, path):
+        """Save the fitted estimator in a safe format (no code runs when loading).
+
+        The file holds the constructor parameters, the fitted numpy attributes and the torch
+        module's state dict as plain tensors, written with ``torch.save``. Load it with
+        :func:`sklearn_snn.load` (``torch.load(weights_only=True)`` underneath).
+        """
+        from .persistence import save
+
+        save(self, path)
+
+    # --- tags --------------------------------------------------------------------------------
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.three_d_array = True
+        tags.non_deterministic = False
+        return tags
+
+
+class GradientSNNMixin:
+    """fit / partial_fit on the shared training loop for estimators trained by gradients.
+
+    A subclass provides ``_prepare_targets(y, reset)`` -> (targets tensor, n_outputs),
+    ``_build_module(n_in, n_out, generator)``, ``_loss(logits, yb, wb)`` and optionally
+    ``_validation_score(X_val, y_val)``.
+    """
+
+    def _neuron_spec(self):
+        return NeuronSpec(
+            model=self.neuron,
+            beta=as_decay(self.tau_mem),
+            alpha=as_decay(self.tau_syn),
+            threshold=float(self.threshold),
+            reset=self.reset,
+        )
+
+    def _train_config(self):
+        return TrainConfig(
+            max_iter=self.max_iter,
+            batch_size=self.batch_size,
+            learning_rate_init=self.learning_rate_init,
+            alpha=self.alpha,
+            solver=getattr(self, "solver", "adam"),
+            lr_schedule=getattr(self, "lr_schedule", "constant"),
+            early_stopping=self.early_stopping,
+            n_iter_no_change=self.n_iter_no_change,
+            tol=self.tol,
+            verbose=int(self.verbose),
+        )
+
+    def _regulariser(self):
+        from ._core.network import activity_penalty
+
+        l1, l2 = getattr(self, "spike_l1", 0.0), getattr(self, "spike_l2", 0.0)
+        band, strength = getattr(self, "target_rate", None), getattr(self, "rate_penalty", 0.0)
+        if not (l1 or l2 or (band is not None and strength)):
+            return None
+        return lambda spikes: activity_penalty(spikes[:-1] if len(spikes) > 1 else spikes, l1, l2, band, strength)
+
+    def _make_step(self, generator):
+        reg_fn = self._regulariser()
+        window = getattr(self, "bptt_window", None)
+
+        def step(module, xb, yb, wb):
+            x = self._encode(xb, train=True, generator=generator)
+            if window is not None and window < x.shape[0]:
+                return module.tbptt_backward(x, lambda logits: self._loss(logits, yb, wb), window, reg_fn)
+            logits, spikes = module(x)
+            loss = self._loss(logits, yb, wb)
+            reg = reg_fn(spikes) if reg_fn is not None else None
+            total = loss + reg if reg is not None else loss
+            total.backward()
+            return float(loss), float(reg) if reg is not None else 0.0
+
+        return step
+
+    def _fit(self, X, y, sample_weight=None, *, incremental, epoch_callback=None, classes=None):
+        first = not (incremental or self.warm_start) or not hasattr(self, "module_")
+        if incremental and self.early_stopping:
+            raise ValueError("partial_fit does not support early_stopping=True; use fit, or set early_stopping=False.")
+        X, y = validate_snn_input(self, X, y, reset=first, y_numeric=self._y_numeric)
+        if X.shape[0] < 1:
+            raise ValueError("Found array with 0 sample(s); at least 1 is required.")
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X)
+        targets, n_out = self._prepare_targets(y, reset=first, classes=classes)
+        device = self._device()
+        if first:
+            self._generator = make_generator(self.random_state)
+            self._fit_scaler(X)
+            self.module_ = self._build_module(self._n_encoded(self.n_features_in_), n_out, self._generator).to(device)
+            self._train_state = new_state(self.module_, self._train_config())
+        elif not hasattr(self, "_train_state"):
+            self._generator = make_generator(self.random_state)
+            self.module_.to(device)
+            self._train_state = new_state(self.module_, self._train_config())
+        cfg = self._train_config()
+        Xs = self._scale(X)
+        validate = None
+        idx_train = np.arange(X.shape[0])
+        if self.early_stopping and not incremental:
+            idx_train, idx_val = self._validation_split(y)
+            X_val, y_val = X[idx_val], y[idx_val]
+            validate = lambda: self._validation_score(X_val, y_val)  # noqa: E731
+        Xt = self._to_tensor(Xs[idx_train], device=device)
+        yt = targets[idx_train].to(device)
+        wt = None if sample_weight is None else torch.tensor(sample_weight[idx_train], dtype=torch.float32, device=device)
+        cb = None if epoch_callback is None else (lambda epoch, info: epoch_callback(self, epoch, info))
+        n_epochs = 1 if incremental else self.max_iter
+        state = self._train_state
+        if first or not incremental:
+            state.no_improve = 0
+        with self._threads():
+            try:
+                run_epochs(self.module_, state, Xt, yt, self._make_step(self._generator), cfg, n_epochs,
+                           generator=self._generator, sample_weight=wt, validate=validate, epoch_callback=cb)
+            finally:
+                self._sync_history(state)
+        if state.interrupted:
+            warnings.warn("Training interrupted (KeyboardInterrupt); the estimator keeps the weights "
+                          f"{'of the best validation score' if self.early_stopping else 'reached'} so far.",
+                          RuntimeWarning)
+        elif not incremental and not state.stopped_early and n_epochs == self.max_iter:
+            warnings.warn(f"Stochastic optimizer: maximum iterations ({self.max_iter}) reached and the "
+                          "optimization hasn't converged yet.", ConvergenceWarning)
+        return self
+
+    def _sync_history(self, state):
+        self.n_iter_ = state.n_iter
+        self.t_ = state.t
+        self.loss_curve_ = list(state.loss_curve)
+        self.reg_curve_ = list(state.reg_curve)
+        if self.early_stopping:
+            self.validation_scores_ = list(state.validation_scores)
+            self.best_validation_score_ = state.best_validation_score
+            self.best_loss_ = None
+        else:
+            self.validation_scores_ = None
+            self.best_validation_score_ = None
+            self.best_loss_ = state.best_loss
+
+    def _validation_split(self, y):
+        from sklearn.model_selection import train_test_split
+
+        idx = np.arange(len(y))
+        stratify = y if (not self._y_numeric and np.unique(y).size > 1) else None
+        n_val = max(1, int(round(self.validation_fraction * len(y))))
+        if stratify is not None and n_val < np.unique(y).size:
+            stratify = None
+        if len(y) - n_val < 1:
+            raise ValueError("The validation split leaves no training samples; lower validation_fraction "
+                             "or set early_stopping=False.")
+        tr, va = train_test_split(idx, test_size=n_val, random_state=check_random_state(self.random_state).randint(
+            np.iinfo(np.int32).max), stratify=stratify)
+        return tr, va
+
+    def _logits(self, X):
+        check_is_fitted(self)
+        X, _ = validate_snn_input(self, X, reset=False)
+        self._check_steps(X)
+        return self._batched(X, lambda m, x: m(x)[0].double().cpu().numpy())
+
+    def _check_steps(self, X):
+        if X.ndim == 3 and getattr(self, "normalization", None) == "bntt" and X.shape[1] != self.n_steps_in_:
+            raise ValueError(f"This model keeps per-step batch-norm statistics for {self.n_steps_in_} steps; "
+                             f"got X with {X.shape[1]} steps. Pass sequences of the fitted length.")
+
+    def simulate(self, X):
+        """Run the fitted network on X and return its activity as numpy arrays.
+
+        Returns
+        -------
+        dict with
+            ``spikes``: list, per spiking layer, of arrays (n_samples, n_steps, n_units);
+            ``membrane``: list, per layer (readout last), of membrane potentials before reset,
+            same layout; ``output``: array (n_samples, n_outputs), the readout values.
+        """
+        check_is_fitted(self)
+        X, _ = validate_snn_input(self, X, reset=False)
+
+        def fn(m, x):
+            out, spikes, mems, _ = m.run(x)
+            return {
+                "spikes": [s.transpose(0, 1).float().cpu().numpy() for s in spikes],
+                "membrane": [u.transpose(0, 1).float().cpu().numpy() for u in mems],
+                "output": m.aggregate(out).double().cpu().numpy(),
+            }
+
+        return self._batched(X, fn)

@@ -1,0 +1,371 @@
+"""``EventPropClassifier``: exact gradients through spike times (Wunderlich & Pehle 2021).
+
+A current-based LIF network simulated in continuous time (exact spike times inside each step)
+and trained with EventProp, the adjoint method with jumps at spike times
+(:mod:`sklearn_snn._core.eventprop`), on the shared training loop of ``sklearn_snn._core``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.base import ClassifierMixin, _fit_context
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
+
+from ._core import eventprop as ep
+from .base import NETWORK_CONSTRAINTS, TRAINING_CONSTRAINTS, BaseSNN, GradientSNNMixin, validate_snn_input
+from .surrogate import SurrogateSNNClassifier
+
+_NETWORK = {k: NETWORK_CONSTRAINTS[k] for k in (
+    "hidden_layer_sizes", "n_steps", "tau_mem", "tau_syn", "threshold", "recurrent", "input_scaling",
+    "device", "random_state", "verbose", "torch_num_threads")}
+_TRAINING = {k: TRAINING_CONSTRAINTS[k] for k in (
+    "alpha", "batch_size", "learning_rate_init", "solver", "lr_schedule", "max_iter", "early_stopping",
+    "validation_fraction", "n_iter_no_change", "tol", "warm_start")}
+
+
+class EventPropNet(torch.nn.Module):
+    """Weights of an EventProp network and the call into the exact simulator.
+
+    ``forward(events)`` returns ``(logits, out)``: ``out`` the first spike times (``ttfs``) or
+    maximum voltages (``voltage``) of the output neurons, ``logits = -out / tau0`` or ``out``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_snn._core.eventprop import EventPropSpec, SpikeEvents
+    >>> net = EventPropNet(3, (8,), 2, EventPropSpec(dt=1.0, n_steps=30), generator=torch.Generator().manual_seed(0))
+    >>> x = SpikeEvents.from_times(torch.tensor([[0.0, 3.0, 6.0]]), 1.0, 30)
+    >>> net(x)[0].shape
+    torch.Size([1, 2])
+    """
+
+    def __init__(self, n_in, hidden, n_out, spec, recurrent=False, tau0=0.5, init_mean=1.5, init_std=1.0,
+                 generator=None):
+        super().__init__()
+        self.spec = spec
+        self.tau0 = float(tau0)
+        self.recurrent = tuple(bool(recurrent) for _ in hidden)
+        kp = spec.kappa_peak()
+        theta = spec.threshold
+        weights, sizes = [], [n_in] + list(hidden)
+
+        def normal(n_post, n_pre, mean, std):
+            # scaled so that n_pre inputs of mean weight reach init_mean thresholds at the PSP peak
+            w = torch.randn(n_post, n_pre, generator=generator) * (std * theta / (kp * math.sqrt(n_pre)))
+            return torch.nn.Parameter(w + mean * theta / (kp * n_pre))
+
+        for l, h in enumerate(hidden):
+            weights.append(normal(h, sizes[l], init_mean, init_std))
+            if recurrent:
+                weights.append(normal(h, h, 0.0, 0.5 * init_std))
+        weights.append(normal(n_out, sizes[-1], init_mean, init_std))
+        self.weights = torch.nn.ParameterList(weights)
+
+    def run_spec(self, events):
+        return replace(self.spec, n_steps=max(self.spec.n_steps, events.n_steps))
+
+    def forward(self, events):
+        spec = self.run_spec(events)
+        out = ep.eventprop(spec, events, list(self.weights), self.recurrent)
+        logits = -out / self.tau0 if spec.output == "ttfs" else out
+        return logits, out
+
+
+class EventPropClassifier(ClassifierMixin, GradientSNNMixin, BaseSNN):
+    """Spiking classifier trained with EventProp: exact gradients through spike times.
+
+    A current-based LIF network (``tau_mem dV/dt = -V + I``, ``tau_syn dI/dt = -I``, input
+    spikes add their weight to ``I``, ``V`` resets to 0 at the threshold) is simulated in
+    continuous time on a grid of step ``dt``: the state is propagated exactly over each step and
+    every spike time is located inside its step by bracketed Newton root finding on the exact
+    trajectory (see :mod:`sklearn_snn._core.eventprop` for the equations and why root finding).
+    The gradient is computed by EventProp (Wunderlich & Pehle 2021): the adjoint equations run
+    backwards in time with jumps at the stored spike times, so the backward pass keeps the
+    spikes only and its memory grows with their number, not with the number of time steps.
+
+    Input: 2D ``X`` is scaled to [0, 1] with the training min/max (``input_scaling='auto'``)
+    and each feature becomes one spike at time ``(1 - x) * input_window`` (larger values spike
+    earlier), plus one bias spike at ``t = 0``, as in the paper. 3D ``X`` of shape
+    ``(n_samples, n_steps, n_features)`` is read as spike trains on the grid: any value > 0 is
+    one spike at the start of its step (plus the bias spike); the simulation then lasts
+    ``max(n_steps, X.shape[1])`` steps.
+
+    Losses: ``loss='ttfs'`` (default), the output neurons spike and the class is the one that
+    spikes first; the loss is the cross-entropy of ``softmax(-t / tau0)`` plus the paper's
+    regulariser ``ttfs_reg * (exp(t_label / tau1) - 1)`` that makes the correct neuron fire
+    early. ``loss='voltage'``: non-spiking output neurons, cross-entropy of the maximum
+    membrane potential over time.
+
+    Output neurons that never spike (``ttfs``): instead of an infinite time, a silent neuron
+    gets the pseudo spike time ``t_end + tau_mem (threshold - V_max) / threshold`` from its
+    maximum voltage ``V_max``; it joins the spike times continuously at threshold, ranks
+    silent neurons after all spiking ones, and its exact gradient (the adjoint jumps at the time
+    of the maximum) pulls a silent correct neuron up towards firing, so training never stalls on
+    a silent output layer and the loss stays finite.
+
+    Parameters
+    ----------
+    hidden_layer_sizes : tuple of int, default=(200,)
+        Width of each hidden layer.
+    loss : {'ttfs', 'voltage'}, default='ttfs'
+        Time-to-first-spike cross-entropy, or cross-entropy of the maximum output voltage.
+    n_steps : int, default=50
+        Number of grid steps simulated for 2D input (duration ``n_steps * dt``).
+    dt : float, default=1.0
+        Grid step (same time unit as the time constants, e.g. ms). Spike times are exact for
+        any ``dt``; a smaller ``dt`` only catches threshold crossings that a coarse grid misses
+        and costs time, not backward memory.
+    tau_mem, tau_syn : float, default=20.0, 5.0
+        Membrane and synaptic time constants (must differ).
+    threshold : float, default=1.0
+    recurrent : bool, default=False
+        Recurrent weights in each hidden layer (spikes arrive one step ``dt`` later).
+    input_window : float, default=15.0
+        Input spike times lie in ``[0, input_window]``.
+    tau0, tau1, ttfs_reg : float, default=0.5, 6.4, 3e-3
+        Softmax temperature and regulariser time constant and strength of the ``ttfs`` loss.
+    init_mean, init_std : float, default=1.5, 1.0
+        Weight initialisation, in units of the weight that takes a neuron with ``n_in`` equal
+        inputs to threshold at the PSP peak: mean ``init_mean`` of that, standard deviation
+        ``init_std`` of it times ``sqrt(n_in)``.
+    input_scaling : 'auto' or None, default='auto'
+        'auto' maps 2D features to [0, 1] with the training min/max; None takes X as given
+        (values are clipped to [0, 1]).
+    alpha : float, default=0.0
+        L2 penalty (weight decay).
+    batch_size : int or 'auto', default=32
+    learning_rate_init : float, default=5e-3
+    solver : {'adam', 'adamw', 'sgd', 'adam-hd', 'sgd-hd'}, default='adam'
+    lr_schedule : {'constant', 'cosine', 'plateau'}, default='cosine'
+    max_iter : int, default=30
+        Maximum number of epochs.
+    early_stopping, validation_fraction, n_iter_no_change, tol :
+        As in :class:`~sklearn.neural_network.MLPClassifier`.
+    warm_start : bool, default=False
+    device : {'auto', 'cpu', 'cuda'}, default='auto'
+    torch_num_threads : int or None, default=None
+    random_state : int, RandomState or None, default=None
+    verbose : int, default=0
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+    module_ : EventPropNet
+        The trained weights.
+    n_features_in_, feature_names_in_ : as in scikit-learn
+    input_ndim_, n_steps_in_ : int
+        Layout of the training input (2 or 3) and its number of steps (3D only).
+    input_offset_, input_scale_ : ndarray or None
+        Min-max scaling of 2D input learned in fit.
+    n_iter_, t_, loss_curve_, reg_curve_, best_loss_, validation_scores_, best_validation_score_ :
+        As in :class:`~sklearn.neural_network.MLPClassifier` (``reg_curve_``: the ttfs regulariser).
+
+    See Also
+    --------
+    SurrogateSNNClassifier : BPTT with surrogate gradients on a discrete-time network.
+
+    References
+    ----------
+    T. C. Wunderlich and C. Pehle, "Event-based backpropagation can compute exact gradients for
+    spiking neural networks", Scientific Reports 11, 12829 (2021).
+
+    Examples
+    --------
+    >>> from sklearn_snn import EventPropClassifier
+    >>> from sklearn_snn._yinyang import make_yinyang
+    >>> X, y = make_yinyang(300, random_state=0)
+    >>> clf = EventPropClassifier(hidden_layer_sizes=(30,), max_iter=3, random_state=0).fit(X, y)
+    >>> clf.predict_proba(X[:2]).shape
+    (2, 3)
+    """
+
+    _parameter_constraints = {
+        **_NETWORK, **_TRAINING,
+        "loss": [StrOptions({"ttfs", "voltage"})],
+        "dt": [Interval(Real, 0, None, closed="neither")],
+        "input_window": [Interval(Real, 0, None, closed="left")],
+        "tau0": [Interval(Real, 0, None, closed="neither")],
+        "tau1": [Interval(Real, 0, None, closed="neither")],
+        "ttfs_reg": [Interval(Real, 0, None, closed="left")],
+        "init_mean": [Interval(Real, None, None, closed="neither")],
+        "init_std": [Interval(Real, 0, None, closed="left")],
+    }
+    _y_numeric = False
+    # 2D input is min-max scaled by BaseSNN (spike encoders read values in [0, 1])
+    encoder = "latency"
+
+    def __init__(self, hidden_layer_sizes=(200,), *, loss="ttfs", n_steps=50, dt=1.0, tau_mem=20.0, tau_syn=5.0,
+                 threshold=1.0, recurrent=False, input_window=15.0, tau0=0.5, tau1=6.4, ttfs_reg=3e-3,
+                 init_mean=1.5, init_std=1.0, input_scaling="auto", alpha=0.0, batch_size=32,
+                 learning_rate_init=5e-3, solver="adam", lr_schedule="cosine", max_iter=30, early_stopping=False,
+                 validation_fraction=0.1, n_iter_no_change=10, tol=1e-4, warm_start=False, device="auto",
+                 torch_num_threads=None, random_state=None, verbose=0):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.loss = loss
+        self.n_steps = n_steps
+        self.dt = dt
+        self.tau_mem = tau_mem
+        self.tau_syn = tau_syn
+        self.threshold = threshold
+        self.recurrent = recurrent
+        self.input_window = input_window
+        self.tau0 = tau0
+        self.tau1 = tau1
+        self.ttfs_reg = ttfs_reg
+        self.init_mean = init_mean
+        self.init_std = init_std
+        self.input_scaling = input_scaling
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate_init = learning_rate_init
+        self.solver = solver
+        self.lr_schedule = lr_schedule
+        self.max_iter = max_iter
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.warm_start = warm_start
+        self.device = device
+        self.torch_num_threads = torch_num_threads
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # --- network, input, loss -------------------------------------------------------------------
+    def _spec(self):
+        return ep.EventPropSpec(tau_mem=float(self.tau_mem), tau_syn=float(self.tau_syn),
+                                threshold=float(self.threshold), dt=float(self.dt), n_steps=int(self.n_steps),
+                                output=self.loss)
+
+    def _build_module(self, n_in, n_out, generator):
+        hidden = self.hidden_layer_sizes
+        hidden = (hidden,) if np.isscalar(hidden) else tuple(int(h) for h in hidden)
+        if len(hidden) == 0 or any(h < 1 for h in hidden):
+            raise ValueError(f"hidden_layer_sizes must be one or more positive integers, got {self.hidden_layer_sizes}.")
+        return EventPropNet(n_in, hidden, n_out, self._spec(), recurrent=self.recurrent, tau0=self.tau0,
+                            init_mean=self.init_mean, init_std=self.init_std, generator=generator)
+
+    def _n_encoded(self, n_features):
+        return n_features + 1  # + the bias spike
+
+    def _encode(self, xb, train=False, generator=None):
+        """(B, F) values or (B, T, F) spike arrays -> :class:`SpikeEvents` with a bias input."""
+        dt, n_steps = float(self.dt), int(self.n_steps)
+        if xb.dim() == 3:
+            B, T, F = xb.shape
+            spikes = torch.zeros(T, B, F + 1, dtype=xb.dtype, device=xb.device)
+            spikes[:, :, :F] = (xb.transpose(0, 1) > 0).to(xb.dtype)
+            spikes[0, :, F] = 1.0
+            ev = ep.SpikeEvents.from_dense(spikes, dtype=xb.dtype)
+            if T < n_steps:  # simulate past the end of the input
+                ev = ep.SpikeEvents(ev.step, ev.batch, ev.neuron, ev.offset, n_steps, B, F + 1)
+            return ev
+        times = (1.0 - xb.clamp(0.0, 1.0)) * float(self.input_window)
+        times = torch.cat([times, torch.zeros_like(times[:, :1])], dim=1)
+        return ep.SpikeEvents.from_times(times, dt, n_steps)
+
+    def _loss_terms(self, out, yb, wb):
+        if self.loss == "ttfs":
+            t = -out * self.tau0  # logits back to times
+            spec = self._spec()
+            return ep.ttfs_loss(t, yb, self.tau0, self.tau1, self.ttfs_reg, t_cap=spec.t_end + spec.tau_mem,
+                                sample_weight=wb)
+        loss = ep.voltage_loss(out, yb, wb)
+        return loss, loss.new_zeros(())
+
+    def _loss(self, logits, yb, wb):
+        return self._loss_terms(logits, yb, wb)[0]
+
+    def _make_step(self, generator):
+        def step(module, xb, yb, wb):
+            logits, _ = module(self._encode(xb, train=True))
+            loss, reg = self._loss_terms(logits, yb, wb)
+            loss.backward()
+            return float(loss.detach() - reg.detach()), float(reg.detach())
+
+        return step
+
+    def _validation_score(self, X, y):
+        return float(np.mean(self.predict(X) == y))
+
+    # shared with the surrogate classifier: label handling and the readout -> probability maps
+    _prepare_targets = SurrogateSNNClassifier._prepare_targets
+    decision_function = SurrogateSNNClassifier.decision_function
+    predict_proba = SurrogateSNNClassifier.predict_proba
+    predict_log_proba = SurrogateSNNClassifier.predict_log_proba
+
+    def predict(self, X):
+        """Predicted class labels (the output neuron that spikes first, or the highest voltage)."""
+        logits = self._logits(X)
+        return self.classes_[np.argmax(logits, axis=1)]
+
+    # --- public API -----------------------------------------------------------------------------
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None, *, epoch_callback=None):
+        """Train on X, y for up to ``max_iter`` epochs (continues the weights with ``warm_start``).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or (n_samples, n_steps, n_features)
+        y : array-like of shape (n_samples,)
+        sample_weight : array-like of shape (n_samples,), optional
+        epoch_callback : callable, optional
+            ``epoch_callback(estimator, epoch, info) -> bool`` after every epoch; truthy stops.
+        """
+        return self._fit(X, y, sample_weight, incremental=False, epoch_callback=epoch_callback)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        """Train exactly one epoch over X, y; ``classes`` is required on the first call."""
+        if not hasattr(self, "classes_") and classes is None:
+            raise ValueError("classes must be passed on the first call to partial_fit.")
+        return self._fit(X, y, sample_weight, incremental=True,
+                         classes=classes if not hasattr(self, "classes_") else None)
+
+    def simulate(self, X):
+        """Run the fitted network on X and return its activity as numpy arrays.
+
+        Returns
+        -------
+        dict with
+            ``spikes``: list, per layer (output last; empty for ``loss='voltage'``), of arrays
+            (n_samples, n_steps, n_units), 1 where a neuron spiked in that step;
+            ``spike_offsets``: same layout, the exact spike time minus the step's start;
+            ``membrane``: list, per layer, of membrane potentials at the end of each step
+            (after reset); ``output``: (n_samples, n_classes) first spike times (``ttfs``,
+            pseudo times for silent neurons) or maximum voltages (``voltage``);
+            ``n_spikes``: (n_samples, n_layers) spike counts.
+        """
+        check_is_fitted(self)
+        X, _ = validate_snn_input(self, X, reset=False)
+
+        def fn(m, x):
+            spec = m.run_spec(x)
+            res = ep.simulate(spec, x, list(m.weights), m.recurrent, record=True)
+            L = len(res["spikes"])
+            spikes = [s.transpose(0, 1).float().cpu().numpy() for s in res["spikes"]]
+            if spec.output == "voltage":
+                spikes = spikes[:-1]
+            offs = [o.transpose(0, 1).cpu().numpy() for o in res["offsets"]][:len(spikes)]
+            return {
+                "spikes": spikes,
+                "spike_offsets": offs,
+                "membrane": [v.transpose(0, 1).float().cpu().numpy() for v in res["voltages"]],
+                "output": res["out"].double().cpu().numpy(),
+                "n_spikes": np.stack([s.sum(axis=(1, 2)) for s in
+                                      [t.transpose(0, 1).float().cpu().numpy() for t in res["spikes"]]], 1)
+                if L else np.zeros((x.batch_size, 0)),
+            }
+
+        return self._batched(X, fn)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = False
+        return tags

@@ -1,0 +1,428 @@
+"""Surrogate-gradient spiking networks: ``SurrogateSNNClassifier`` and ``SurrogateSNNRegressor``.
+
+Exact spikes in the forward pass, a smooth pseudo-derivative in the backward pass, trained by
+backpropagation through time (BPTT) over the unrolled network -- or truncated BPTT in windows of
+``bptt_window`` steps for long inputs -- on the shared training loop of ``sklearn_snn._core``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from sklearn.base import ClassifierMixin, RegressorMixin, _fit_context
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted
+
+from ._core.network import SNN
+from .base import NETWORK_CONSTRAINTS, TRAINING_CONSTRAINTS, BaseSNN, GradientSNNMixin
+from sklearn.utils._param_validation import Interval, StrOptions
+from numbers import Real
+
+_REG_CONSTRAINTS = {
+    "spike_l1": [Interval(Real, 0, None, closed="left")],
+    "spike_l2": [Interval(Real, 0, None, closed="left")],
+    "target_rate": [tuple, list, None],
+    "rate_penalty": [Interval(Real, 0, None, closed="left")],
+    "normalization": [StrOptions({"bntt", "tdbn"}), None],
+    "learn_tau": ["boolean"],
+    "learn_threshold": ["boolean"],
+}
+
+
+class _SurrogateBase(GradientSNNMixin, BaseSNN):
+    _parameter_constraints = {**NETWORK_CONSTRAINTS, **TRAINING_CONSTRAINTS, **_REG_CONSTRAINTS}
+
+    def _build_module(self, n_in, n_out, generator):
+        hidden = self.hidden_layer_sizes
+        hidden = (hidden,) if np.isscalar(hidden) else tuple(int(h) for h in hidden)
+        if any(h < 1 for h in hidden):
+            raise ValueError(f"hidden_layer_sizes must be positive integers, got {self.hidden_layer_sizes}.")
+        if self.target_rate is not None:
+            lo, hi = self.target_rate
+            if not 0 <= lo <= hi <= 1:
+                raise ValueError(f"target_rate must be (low, high) with 0 <= low <= high <= 1 spikes per step, "
+                                 f"got {self.target_rate}.")
+        if self.bptt_window is not None and self.readout == "first_spike":
+            raise ValueError("readout='first_spike' cannot be trained with truncated BPTT; set bptt_window=None.")
+        if self.bptt_window is not None and self.normalization == "bntt":
+            raise ValueError("normalization='bntt' keeps statistics per absolute step and cannot be combined "
+                             "with bptt_window; use normalization='tdbn'.")
+        n_steps = self.n_steps_in_ if getattr(self, "input_ndim_", 2) == 3 else self.n_steps
+        return SNN(n_in, hidden, n_out, self._neuron_spec(), self.surrogate, self.surrogate_slope,
+                   recurrent=self.recurrent, readout=self.readout, learn_tau=self.learn_tau,
+                   learn_threshold=self.learn_threshold, normalization=self.normalization, n_steps=n_steps,
+                   generator=generator)
+
+    def learned_neuron_parameters(self):
+        """Per layer, the fitted decays (``beta``, ``alpha``) and thresholds as numpy arrays.
+
+        Only the parameters switched on with ``learn_tau`` / ``learn_threshold`` are present.
+        """
+        check_is_fitted(self)
+        out = []
+        for layer in self.module_.layers:
+            d = {}
+            with torch.no_grad():
+                if hasattr(layer, "neuron_params"):
+                    beta, alpha, thr = layer.neuron_params()
+                    if beta is not None:
+                        d["beta"] = beta.cpu().numpy()
+                        d["tau_mem"] = -1.0 / np.log(d["beta"])
+                    if alpha is not None:
+                        d["alpha"] = alpha.cpu().numpy()
+                        d["tau_syn"] = -1.0 / np.log(d["alpha"])
+                    if thr is not None:
+                        d["threshold"] = thr.cpu().numpy()
+                elif getattr(layer, "learn_tau", False):
+                    d["beta"] = torch.sigmoid(layer.beta_raw).cpu().numpy()
+                    d["tau_mem"] = -1.0 / np.log(d["beta"])
+            out.append(d)
+        return out
+
+
+_COMMON_DOC = """
+    Parameters
+    ----------
+    hidden_layer_sizes : tuple of int, default=(128,)
+        Width of each hidden spiking layer.
+    n_steps : int, default=10
+        Number of simulation steps for 2D input (3D input brings its own).
+    neuron : {'lif', 'cuba', 'alif', 'if'}, default='lif'
+        Neuron model (equations in :mod:`sklearn_snn._core.neurons`).
+    tau_mem, tau_syn : float, default=10.0, 5.0
+        Membrane and synaptic time constants in steps (> 1), or decay factors in (0, 1].
+    threshold : float, default=1.0
+        Firing threshold.
+    reset : {'subtract', 'zero'}, default='subtract'
+    surrogate : str or callable, default='fast_sigmoid'
+        Pseudo-derivative used backward: 'fast_sigmoid', 'sigmoid', 'arctan', 'triangle',
+        'gaussian', 'exponential', 'straight_through' or ``f(x, slope)``.
+    surrogate_slope : float, default=5.0
+    recurrent : bool, default=False
+        Recurrent connections within each hidden layer.
+    encoder : {'current', 'rate', 'latency', 'population', 'delta'}, default='current'
+        How 2D input becomes input over time ('delta' applies to 3D time series).
+    readout : {'membrane_max', 'membrane_last', 'membrane_mean', 'spike_count', 'first_spike'}
+    input_scaling : 'auto' or None, default='auto'
+        'auto' standardises 2D features with training statistics (min-max to [0, 1] for spike
+        encoders); None uses X as given. 3D input is never rescaled.
+    alpha : float, default=1e-4
+        L2 penalty (weight decay).
+    batch_size : int or 'auto', default='auto'
+        ``min(200, n_samples)`` for 'auto'.
+    learning_rate_init : float, default=2e-3
+    solver : {'adam', 'adamw', 'sgd', 'adam-hd', 'sgd-hd'}, default='adam'
+        '-hd' variants adapt the learning rate by hypergradient descent.
+    lr_schedule : {'constant', 'cosine', 'plateau'}, default='constant'
+    max_iter : int, default=100
+        Maximum number of epochs.
+    early_stopping, validation_fraction, n_iter_no_change, tol :
+        As in :class:`~sklearn.neural_network.MLPClassifier`.
+    bptt_window : int or None, default=None
+        Truncated BPTT: backpropagate within windows of this many steps (memory of one window).
+    spike_l1, spike_l2 : float, default=0.0
+        Penalties on hidden spike counts.
+    target_rate : (float, float) or None, default=None
+        Firing-rate band (spikes per step) per hidden neuron, enforced with ``rate_penalty``.
+    rate_penalty : float, default=0.0
+    normalization : {None, 'bntt', 'tdbn'}, default=None
+        Batch norm through time on the hidden layers' input current.
+    learn_tau, learn_threshold : bool, default=False
+        Learn per-neuron time constants / thresholds (kept valid by parametrisation).
+    warm_start : bool, default=False
+    device : {'auto', 'cpu', 'cuda'}, default='auto'
+        'auto' uses CUDA when available.
+    torch_num_threads : int or None, default=None
+        Intra-op threads for torch during fit/predict (set 1 per worker when running many).
+    random_state : int, RandomState or None, default=None
+    verbose : int, default=0
+        1 prints a line per epoch; 2 adds a progress bar.
+"""
+
+
+class SurrogateSNNClassifier(ClassifierMixin, _SurrogateBase):
+    __doc__ = """Spiking neural network classifier trained with surrogate gradients (BPTT).
+""" + _COMMON_DOC + """
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+    module_ : torch.nn.Module
+        The trained network (:class:`sklearn_snn._core.network.SNN`).
+    n_features_in_, feature_names_in_ : as in scikit-learn
+    input_ndim_ : int
+        2 or 3, the layout seen in fit.
+    n_steps_in_ : int or None
+        Number of steps of 3D training input.
+    n_iter_ : int
+        Epochs run.
+    t_ : int
+        Optimizer steps taken.
+    loss_curve_, reg_curve_ : list of float
+        Training loss and regularisation term per epoch.
+    best_loss_, validation_scores_, best_validation_score_ :
+        As in :class:`~sklearn.neural_network.MLPClassifier`.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from sklearn_snn import SurrogateSNNClassifier
+    >>> X, y = load_digits(return_X_y=True)
+    >>> clf = SurrogateSNNClassifier(max_iter=5, random_state=0).fit(X[:500], y[:500])
+    >>> clf.predict_proba(X[:2]).shape
+    (2, 10)
+    >>> bool(clf.score(X[:500], y[:500]) > 0.8)
+    True
+    """
+
+    _y_numeric = False
+
+    def __init__(self, hidden_layer_sizes=(128,), *, n_steps=10, neuron="lif", tau_mem=10.0, tau_syn=5.0,
+                 threshold=1.0, reset="subtract", surrogate="fast_sigmoid", surrogate_slope=5.0, recurrent=False,
+                 encoder="current", readout="membrane_max", input_scaling="auto", alpha=1e-4, batch_size="auto",
+                 learning_rate_init=2e-3, solver="adam", lr_schedule="constant", max_iter=100,
+                 early_stopping=False, validation_fraction=0.1, n_iter_no_change=10, tol=1e-4, bptt_window=None,
+                 spike_l1=0.0, spike_l2=0.0, target_rate=None, rate_penalty=0.0, normalization=None,
+                 learn_tau=False, learn_threshold=False, warm_start=False, device="auto", torch_num_threads=None,
+                 random_state=None, verbose=0):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.n_steps = n_steps
+        self.neuron = neuron
+        self.tau_mem = tau_mem
+        self.tau_syn = tau_syn
+        self.threshold = threshold
+        self.reset = reset
+        self.surrogate = surrogate
+        self.surrogate_slope = surrogate_slope
+        self.recurrent = recurrent
+        self.encoder = encoder
+        self.readout = readout
+        self.input_scaling = input_scaling
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate_init = learning_rate_init
+        self.solver = solver
+        self.lr_schedule = lr_schedule
+        self.max_iter = max_iter
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.bptt_window = bptt_window
+        self.spike_l1 = spike_l1
+        self.spike_l2 = spike_l2
+        self.target_rate = target_rate
+        self.rate_penalty = rate_penalty
+        self.normalization = normalization
+        self.learn_tau = learn_tau
+        self.learn_threshold = learn_threshold
+        self.warm_start = warm_start
+        self.device = device
+        self.torch_num_threads = torch_num_threads
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # --- targets and loss ---------------------------------------------------------------------
+    def _prepare_targets(self, y, reset, classes=None):
+        check_classification_targets(y)
+        if reset:
+            labels = np.unique(y) if classes is None else np.asarray(classes)
+            if classes is None and labels.size < 2:
+                raise ValueError(
+                    f"{type(self).__name__} needs samples of at least 2 classes in the data, but the data "
+                    f"contains only one class: {labels[0]!r}."
+                )
+            self.classes_ = labels
+        else:
+            unseen = np.setdiff1d(np.unique(y), self.classes_)
+            if unseen.size:
+                raise ValueError(f"y contains labels not seen in the first fit/partial_fit: {unseen.tolist()}; "
+                                 f"the estimator knows {self.classes_.tolist()}. Pass all labels with "
+                                 "partial_fit(..., classes=...) on the first call.")
+        if classes is not None and not reset:
+            if not np.array_equal(np.asarray(classes), self.classes_):
+                raise ValueError(f"classes={list(classes)} differs from the classes of the first call "
+                                 f"{self.classes_.tolist()}.")
+        if len(y):
+            unseen = np.setdiff1d(np.unique(y), self.classes_)
+            if unseen.size:
+                raise ValueError(f"y contains labels not in classes={self.classes_.tolist()}: {unseen.tolist()}.")
+        idx = np.searchsorted(self.classes_, y)
+        return torch.as_tensor(idx, dtype=torch.long), len(self.classes_)
+
+    def _loss(self, logits, yb, wb):
+        loss = torch.nn.functional.cross_entropy(logits, yb, reduction="none")
+        if wb is None:
+            return loss.mean()
+        return (loss * wb).sum() / wb.sum().clamp(min=1e-12)
+
+    def _validation_score(self, X, y):
+        return float(np.mean(self.predict(X) == y))
+
+    # --- public API ---------------------------------------------------------------------------
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None, *, epoch_callback=None):
+        """Train on X, y for up to ``max_iter`` epochs (continues the weights with ``warm_start``).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or (n_samples, n_steps, n_features)
+        y : array-like of shape (n_samples,)
+        sample_weight : array-like of shape (n_samples,), optional
+            Weights of the samples in the (weighted mean) loss.
+        epoch_callback : callable, optional
+            ``epoch_callback(estimator, epoch, info) -> bool`` after every epoch; truthy stops.
+        """
+        return self._fit(X, y, sample_weight, incremental=False, epoch_callback=epoch_callback)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        """Train exactly one epoch over X, y; ``classes`` is required on the first call."""
+        if not hasattr(self, "classes_") and classes is None:
+            raise ValueError("classes must be passed on the first call to partial_fit.")
+        return self._fit(X, y, sample_weight, incremental=True, classes=classes if not hasattr(self, "classes_")
+                         else None)
+
+    def decision_function(self, X):
+        """Readout values (logits) per class, (n_samples, n_classes); (n_samples,) for two classes."""
+        logits = self._logits(X)
+        if logits.shape[1] == 2:
+            return logits[:, 1] - logits[:, 0]
+        return logits
+
+    def predict_proba(self, X):
+        """Class probabilities: softmax of the readout, (n_samples, n_classes)."""
+        logits = self._logits(X)
+        z = logits - logits.max(1, keepdims=True)
+        p = np.exp(z)
+        return p / p.sum(1, keepdims=True)
+
+    def predict_log_proba(self, X):
+        logits = self._logits(X)
+        z = logits - logits.max(1, keepdims=True)
+        return z - np.log(np.exp(z).sum(1, keepdims=True))
+
+    def predict(self, X):
+        """Predicted class labels."""
+        return self.classes_[np.argmax(self._logits(X), axis=1)]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = False
+        return tags
+
+
+class SurrogateSNNRegressor(RegressorMixin, _SurrogateBase):
+    __doc__ = """Spiking neural network regressor trained with surrogate gradients (BPTT).
+
+    The readout's leaky integrators give the prediction (``readout='membrane_mean'`` by default).
+    Targets are standardised internally (mean and scale from fit) and mapped back on predict.
+""" + _COMMON_DOC + """
+    Attributes
+    ----------
+    module_ : torch.nn.Module
+    n_outputs_ : int
+    y_mean_, y_scale_ : ndarray
+        Target standardisation learned in fit.
+    n_iter_, t_, loss_curve_, reg_curve_, best_loss_, validation_scores_, best_validation_score_ :
+        As in :class:`~sklearn.neural_network.MLPRegressor`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_snn import SurrogateSNNRegressor
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.uniform(-1, 1, (200, 2)); y = X[:, 0] - 2 * X[:, 1]
+    >>> reg = SurrogateSNNRegressor(max_iter=40, random_state=0).fit(X, y)
+    >>> bool(reg.score(X, y) > 0.8)
+    True
+    """
+
+    _y_numeric = True
+
+    def __init__(self, hidden_layer_sizes=(128,), *, n_steps=10, neuron="lif", tau_mem=10.0, tau_syn=5.0,
+                 threshold=1.0, reset="subtract", surrogate="fast_sigmoid", surrogate_slope=5.0, recurrent=False,
+                 encoder="current", readout="membrane_mean", input_scaling="auto", alpha=1e-4, batch_size="auto",
+                 learning_rate_init=2e-3, solver="adam", lr_schedule="constant", max_iter=100,
+                 early_stopping=False, validation_fraction=0.1, n_iter_no_change=10, tol=1e-4, bptt_window=None,
+                 spike_l1=0.0, spike_l2=0.0, target_rate=None, rate_penalty=0.0, normalization=None,
+                 learn_tau=False, learn_threshold=False, warm_start=False, device="auto", torch_num_threads=None,
+                 random_state=None, verbose=0):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.n_steps = n_steps
+        self.neuron = neuron
+        self.tau_mem = tau_mem
+        self.tau_syn = tau_syn
+        self.threshold = threshold
+        self.reset = reset
+        self.surrogate = surrogate
+        self.surrogate_slope = surrogate_slope
+        self.recurrent = recurrent
+        self.encoder = encoder
+        self.readout = readout
+        self.input_scaling = input_scaling
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate_init = learning_rate_init
+        self.solver = solver
+        self.lr_schedule = lr_schedule
+        self.max_iter = max_iter
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.bptt_window = bptt_window
+        self.spike_l1 = spike_l1
+        self.spike_l2 = spike_l2
+        self.target_rate = target_rate
+        self.rate_penalty = rate_penalty
+        self.normalization = normalization
+        self.learn_tau = learn_tau
+        self.learn_threshold = learn_threshold
+        self.warm_start = warm_start
+        self.device = device
+        self.torch_num_threads = torch_num_threads
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def _prepare_targets(self, y, reset, classes=None):
+        y = np.asarray(y, dtype=np.float64)
+        y2 = y.reshape(len(y), -1)
+        if reset:
+            self._y_1d = y.ndim == 1
+            self.n_outputs_ = y2.shape[1]
+            self.y_mean_ = y2.mean(0)
+            sc = y2.std(0)
+            self.y_scale_ = np.where(sc > 1e-12, sc, 1.0)
+        elif y2.shape[1] != self.n_outputs_:
+            raise ValueError(f"y has {y2.shape[1]} outputs, but the estimator was fitted with {self.n_outputs_}.")
+        z = (y2 - self.y_mean_) / self.y_scale_
+        return torch.as_tensor(z, dtype=torch.float32), self.n_outputs_
+
+    def _loss(self, out, yb, wb):
+        err = (out - yb).square().mean(1)
+        if wb is None:
+            return err.mean()
+        return (err * wb).sum() / wb.sum().clamp(min=1e-12)
+
+    def _validation_score(self, X, y):
+        return float(self.score(X, y))
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None, *, epoch_callback=None):
+        """Train on X, y (see :meth:`SurrogateSNNClassifier.fit`)."""
+        return self._fit(X, y, sample_weight, incremental=False, epoch_callback=epoch_callback)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, sample_weight=None):
+        """Train exactly one epoch over X, y."""
+        return self._fit(X, y, sample_weight, incremental=True)
+
+    def predict(self, X):
+        """Predicted targets."""
+        out = self._logits(X) * self.y_scale_ + self.y_mean_
+        return out.ravel() if self._y_1d else out
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags

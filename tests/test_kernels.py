@@ -1,0 +1,123 @@
+"""The fused scan against the plain per-step autograd loop, and hand-computed traces."""
+import itertools
+
+import pytest
+import torch
+
+from sklearn_snn._core.kernels import leaky_integrate, reference_scan, spiking_scan
+from sklearn_snn._core.neurons import NeuronSpec
+from sklearn_snn._core.surrogate import SURROGATES
+
+DT = torch.float64
+
+
+def _inputs(seed, T=12, B=3, H=5, rec=False, learn=False):
+    g = torch.Generator().manual_seed(seed)
+    x = (torch.randn(T, B, H, generator=g, dtype=DT) * 0.8 + 0.45).requires_grad_()
+    w = (torch.randn(H, H, generator=g, dtype=DT) * 0.4).requires_grad_() if rec else None
+    params = {}
+    if learn:
+        params = dict(
+            beta=torch.rand(H, generator=g, dtype=DT).mul(0.3).add(0.6).requires_grad_(),
+            alpha=torch.rand(H, generator=g, dtype=DT).mul(0.3).add(0.5).requires_grad_(),
+            threshold=torch.rand(H, generator=g, dtype=DT).mul(0.5).add(0.8).requires_grad_(),
+        )
+    return x, w, params
+
+
+def _grads(fn, x, w, params, spec, surrogate, seed):
+    g = torch.Generator().manual_seed(seed + 1)
+    s, u, _ = fn(x, spec, surrogate, 3.0, w_rec=w, **params)
+    weight = torch.randn(s.shape, generator=g, dtype=DT)
+    (s * weight).sum().backward()
+    leaves = [x] + ([w] if w is not None else []) + list(params.values())
+    out = [t.grad.clone() for t in leaves]
+    for t in leaves:
+        t.grad = None
+    return s.detach(), u.detach(), out
+
+
+CASES = list(itertools.product(["lif", "cuba", "alif", "if"], ["subtract", "zero"], [False, True], [True, False]))
+
+
+@pytest.mark.parametrize("model,reset,rec,detach", CASES)
+def test_fused_scan_matches_reference(model, reset, rec, detach):
+    spec = NeuronSpec(model, beta=0.85, alpha=0.7, threshold=1.0, reset=reset, adapt=0.3, detach_reset=detach)
+    x, w, params = _inputs(hash((model, reset, rec, detach)) % 1000, rec=rec)
+    s1, u1, g1 = _grads(spiking_scan, x, w, params, spec, "fast_sigmoid", 0)
+    s2, u2, g2 = _grads(reference_scan, x, w, params, spec, "fast_sigmoid", 0)
+    assert s1.sum() > 0, "the case must spike to test anything"
+    torch.testing.assert_close(s1, s2)
+    torch.testing.assert_close(u1, u2)
+    for a, b in zip(g1, g2):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-10)
+
+
+@pytest.mark.parametrize("model,reset,rec", list(itertools.product(["lif", "cuba", "alif"], ["subtract", "zero"], [False, True])))
+def test_fused_scan_parameter_gradients(model, reset, rec):
+    spec = NeuronSpec(model, reset=reset, adapt=0.3, detach_reset=False)
+    x, w, params = _inputs(7, rec=rec, learn=True)
+    if model != "cuba":
+        params.pop("alpha")
+    _, _, g1 = _grads(spiking_scan, x, w, params, spec, "sigmoid", 3)
+    _, _, g2 = _grads(reference_scan, x, w, params, spec, "sigmoid", 3)
+    for a, b in zip(g1, g2):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-10)
+
+
+@pytest.mark.parametrize("surrogate", sorted(SURROGATES))
+def test_every_surrogate_through_fused_scan(surrogate):
+    spec = NeuronSpec("lif", beta=0.9)
+    x, w, params = _inputs(3)
+    _, _, g1 = _grads(spiking_scan, x, w, params, spec, surrogate, 1)
+    _, _, g2 = _grads(reference_scan, x, w, params, spec, surrogate, 1)
+    torch.testing.assert_close(g1[0], g2[0], rtol=1e-9, atol=1e-10)
+
+
+def test_lif_trace_by_hand():
+    # beta = 0.5, threshold 1, constant input 0.8, subtract reset:
+    # u0 = 0.8 ; u1 = 0.4 + 0.8 = 1.2 -> spike, v1 = 0.2 ; u2 = 0.1 + 0.8 = 0.9 ; u3 = 0.45 + 0.8 = 1.25 -> spike
+    spec = NeuronSpec("lif", beta=0.5, threshold=1.0)
+    s, u, _ = spiking_scan(torch.full((4, 1, 1), 0.8, dtype=DT), spec)
+    assert s.flatten().tolist() == [0, 1, 0, 1]
+    torch.testing.assert_close(u.flatten(), torch.tensor([0.8, 1.2, 0.9, 1.25], dtype=DT))
+
+
+def test_zero_reset_and_if_trace_by_hand():
+    s, u, _ = spiking_scan(torch.full((4, 1, 1), 0.6, dtype=DT), NeuronSpec("if", reset="zero"))
+    # 0.6, 1.2 (spike, v=0), 0.6, 1.2 (spike)
+    assert s.flatten().tolist() == [0, 1, 0, 1]
+    torch.testing.assert_close(u.flatten(), torch.tensor([0.6, 1.2, 0.6, 1.2], dtype=DT))
+
+
+def test_cuba_trace_by_hand():
+    # alpha 0.5, beta 0.5, input 1 at t=0 only: syn = 1, .5, .25 ; u = 1 (spike), .5*0+.5 = .5, .25+.25 = .5
+    x = torch.zeros(3, 1, 1, dtype=DT)
+    x[0] = 1.0
+    s, u, _ = spiking_scan(x, NeuronSpec("cuba", beta=0.5, alpha=0.5, threshold=1.0))
+    assert s.flatten().tolist() == [1, 0, 0]
+    torch.testing.assert_close(u.flatten(), torch.tensor([1.0, 0.5, 0.5], dtype=DT))
+
+
+def test_alif_threshold_adapts_by_hand():
+    # adapt 0.5, rho 0.5, constant input 1.0, beta 0: u_t = 1 each step.
+    # t0: theta 1 -> spike, a=1 ; t1: theta 1.5 -> no, a=.5 ; t2: theta 1.25 -> no, a=.25 ; t3: 1.125 no
+    spec = NeuronSpec("alif", beta=1e-12, threshold=1.0, adapt=0.5, rho=0.5)
+    s, _, _ = spiking_scan(torch.ones(4, 1, 1, dtype=DT), spec)
+    assert s.flatten().tolist() == [1, 0, 0, 0]
+
+
+def test_state_carry_equals_one_long_scan():
+    spec = NeuronSpec("alif", reset="subtract", adapt=0.2)
+    x, w, _ = _inputs(11, T=16, rec=True)
+    with torch.no_grad():
+        s_full, _, _ = spiking_scan(x, spec, w_rec=w)
+        s_a, _, st = spiking_scan(x[:7], spec, w_rec=w)
+        s_b, _, _ = spiking_scan(x[7:], spec, w_rec=w, state=st)
+    torch.testing.assert_close(torch.cat([s_a, s_b]), s_full)
+
+
+def test_leaky_integrate_gradient():
+    x = torch.randn(6, 2, 3, dtype=DT, requires_grad=True)
+    beta = torch.tensor([0.5, 0.7, 0.9], dtype=DT, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a, b: leaky_integrate(a, b), (x, beta))
