@@ -2,6 +2,7 @@
 
 __version__ = "0.1.0"
 
+from .conversion import ConvertedSNN  # noqa: E402
 from .surrogate import SurrogateSNNClassifier, SurrogateSNNRegressor  # noqa: E402
 
-__all__ = ["SurrogateSNNClassifier", "SurrogateSNNRegressor", "__version__"]
+__all__ = ["ConvertedSNN", "SurrogateSNNClassifier", "SurrogateSNNRegressor", "__version__"]

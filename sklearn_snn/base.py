@@ -375,6 +375,8 @@ class GradientSNNMixin:
         first = not (incremental or self.warm_start) or not hasattr(self, "module_")
         if incremental and self.early_stopping:
             raise ValueError("partial_fit does not support early_stopping=True; use fit, or set early_stopping=False.")
+        if y is None:
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None.")
         X, y = validate_snn_input(self, X, y, reset=first, y_numeric=self._y_numeric)
         if X.shape[0] < 1:
             raise ValueError("Found array with 0 sample(s); at least 1 is required.")
@@ -387,10 +389,18 @@ class GradientSNNMixin:
             self._fit_scaler(X)
             self.module_ = self._build_module(self._n_encoded(self.n_features_in_), n_out, self._generator).to(device)
             self._train_state = new_state(self.module_, self._train_config())
-        elif not hasattr(self, "_train_state"):
-            self._generator = make_generator(self.random_state)
+        elif not incremental or not hasattr(self, "_train_state"):
+            # fit with warm_start: keep the weights and history, start a fresh optimizer (as MLP does);
+            # partial_fit keeps the optimizer state between calls
             self.module_.to(device)
+            old = getattr(self, "_train_state", None)
             self._train_state = new_state(self.module_, self._train_config())
+            if old is not None:
+                for k in ("n_iter", "t", "loss_curve", "reg_curve", "validation_scores", "best_loss",
+                          "best_validation_score"):
+                    setattr(self._train_state, k, getattr(old, k))
+            if not hasattr(self, "_generator"):
+                self._generator = make_generator(self.random_state)
         cfg = self._train_config()
         Xs = self._scale(X)
         validate = None

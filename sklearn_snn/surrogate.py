@@ -303,7 +303,8 @@ class SurrogateSNNClassifier(ClassifierMixin, _SurrogateBase):
 
     def predict(self, X):
         """Predicted class labels."""
-        return self.classes_[np.argmax(self._logits(X), axis=1)]
+        logits = self._logits(X)
+        return self.classes_[np.argmax(logits, axis=1)]
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
