@@ -177,12 +177,15 @@ class EventPropClassifier(ClassifierMixin, GradientSNNMixin, BaseSNN):
 
     Examples
     --------
-    >>> from sklearn_snn import EventPropClassifier
+    >>> from sklearn_snn.eventprop import EventPropClassifier
     >>> from sklearn_snn._yinyang import make_yinyang
-    >>> X, y = make_yinyang(300, random_state=0)
-    >>> clf = EventPropClassifier(hidden_layer_sizes=(30,), max_iter=3, random_state=0).fit(X, y)
+    >>> X, y = make_yinyang(150, random_state=0)
+    >>> clf = EventPropClassifier(hidden_layer_sizes=(20,), n_steps=25, dt=2.0, max_iter=2,
+    ...                           random_state=0).fit(X, y)
     >>> clf.predict_proba(X[:2]).shape
     (2, 3)
+    >>> clf.simulate(X[:2])["spikes"][0].shape  # (samples, steps, hidden units)
+    (2, 25, 20)
     """
 
     _parameter_constraints = {

@@ -410,6 +410,13 @@ def _pruning_mode(est):
     return None
 
 
+def _n_epochs(est):
+    """Epochs a fitted estimator ran (``n_iter_`` of its last step), or NaN."""
+    last = est.steps[-1][1] if isinstance(est, Pipeline) else est
+    n = getattr(last, "n_iter_", None)
+    return int(n) if isinstance(n, numbers.Integral) else np.nan
+
+
 def _index_params(params, n_samples, idx):
     out = {}
     for k, v in params.items():
@@ -530,7 +537,8 @@ def _evaluate(estimator, params, X, y, folds, fold_ids, scorer, fit_params,
                        if return_train_score else np.nan)
         out["folds"][fold_id] = {
             "test": test_score, "train": train_score, "fit_time": fit_time,
-            "score_time": time.perf_counter() - t0, "n_epochs": len(curve),
+            "score_time": time.perf_counter() - t0,
+            "n_epochs": len(curve) or _n_epochs(est),
         }
     if local is not None:
         out["values"] = local.values

@@ -4,11 +4,17 @@ import itertools
 import pytest
 import torch
 
-from sklearn_snn._core.kernels import leaky_integrate, reference_scan, spiking_scan
+import functools
+import threading
+
+from sklearn_snn._core import kernels
+from sklearn_snn._core.kernels import leaky_integrate, reference_scan, sparse_linear, spiking_scan
 from sklearn_snn._core.neurons import NeuronSpec
 from sklearn_snn._core.surrogate import SURROGATES
 
 DT = torch.float64
+HAVE_NUMBA = kernels._numba_kernels() is not None
+BACKENDS = ["torch", pytest.param("numba", marks=pytest.mark.skipif(not HAVE_NUMBA, reason="numba not installed"))]
 
 
 def _inputs(seed, T=12, B=3, H=5, rec=False, learn=False):
@@ -40,11 +46,13 @@ def _grads(fn, x, w, params, spec, surrogate, seed):
 CASES = list(itertools.product(["lif", "cuba", "alif", "if"], ["subtract", "zero"], [False, True], [True, False]))
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("model,reset,rec,detach", CASES)
-def test_fused_scan_matches_reference(model, reset, rec, detach):
+def test_fused_scan_matches_reference(model, reset, rec, detach, backend):
     spec = NeuronSpec(model, beta=0.85, alpha=0.7, threshold=1.0, reset=reset, adapt=0.3, detach_reset=detach)
     x, w, params = _inputs(hash((model, reset, rec, detach)) % 1000, rec=rec)
-    s1, u1, g1 = _grads(spiking_scan, x, w, params, spec, "fast_sigmoid", 0)
+    scan = functools.partial(spiking_scan, backend=backend)
+    s1, u1, g1 = _grads(scan, x, w, params, spec, "fast_sigmoid", 0)
     s2, u2, g2 = _grads(reference_scan, x, w, params, spec, "fast_sigmoid", 0)
     assert s1.sum() > 0, "the case must spike to test anything"
     torch.testing.assert_close(s1, s2)
@@ -53,23 +61,25 @@ def test_fused_scan_matches_reference(model, reset, rec, detach):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-10)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("model,reset,rec", list(itertools.product(["lif", "cuba", "alif"], ["subtract", "zero"], [False, True])))
-def test_fused_scan_parameter_gradients(model, reset, rec):
+def test_fused_scan_parameter_gradients(model, reset, rec, backend):
     spec = NeuronSpec(model, reset=reset, adapt=0.3, detach_reset=False)
     x, w, params = _inputs(7, rec=rec, learn=True)
     if model != "cuba":
         params.pop("alpha")
-    _, _, g1 = _grads(spiking_scan, x, w, params, spec, "sigmoid", 3)
+    _, _, g1 = _grads(functools.partial(spiking_scan, backend=backend), x, w, params, spec, "sigmoid", 3)
     _, _, g2 = _grads(reference_scan, x, w, params, spec, "sigmoid", 3)
     for a, b in zip(g1, g2):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-10)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("surrogate", sorted(SURROGATES))
-def test_every_surrogate_through_fused_scan(surrogate):
+def test_every_surrogate_through_fused_scan(surrogate, backend):
     spec = NeuronSpec("lif", beta=0.9)
     x, w, params = _inputs(3)
-    _, _, g1 = _grads(spiking_scan, x, w, params, spec, surrogate, 1)
+    _, _, g1 = _grads(functools.partial(spiking_scan, backend=backend), x, w, params, spec, surrogate, 1)
     _, _, g2 = _grads(reference_scan, x, w, params, spec, surrogate, 1)
     torch.testing.assert_close(g1[0], g2[0], rtol=1e-9, atol=1e-10)
 
@@ -107,17 +117,103 @@ def test_alif_threshold_adapts_by_hand():
     assert s.flatten().tolist() == [1, 0, 0, 0]
 
 
-def test_state_carry_equals_one_long_scan():
-    spec = NeuronSpec("alif", reset="subtract", adapt=0.2)
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("model", ["alif", "cuba"])
+def test_state_carry_equals_one_long_scan(model, backend):
+    spec = NeuronSpec(model, reset="subtract", adapt=0.2)
     x, w, _ = _inputs(11, T=16, rec=True)
     with torch.no_grad():
-        s_full, _, _ = spiking_scan(x, spec, w_rec=w)
-        s_a, _, st = spiking_scan(x[:7], spec, w_rec=w)
-        s_b, _, _ = spiking_scan(x[7:], spec, w_rec=w, state=st)
+        s_full, u_full, st_full = spiking_scan(x, spec, w_rec=w, backend=backend)
+        s_a, _, st = spiking_scan(x[:7], spec, w_rec=w, backend=backend)
+        s_b, u_b, st_b = spiking_scan(x[7:], spec, w_rec=w, state=st, backend=backend)
     torch.testing.assert_close(torch.cat([s_a, s_b]), s_full)
+    torch.testing.assert_close(u_b, u_full[7:])
+    used = [0, 3] + ([1] if model == "cuba" else [2])
+    for i in used:  # v, s and the model's own state variable carry over exactly
+        torch.testing.assert_close(st_b[i], st_full[i])
 
 
-def test_leaky_integrate_gradient():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_leaky_integrate_gradient(backend):
     x = torch.randn(6, 2, 3, dtype=DT, requires_grad=True)
     beta = torch.tensor([0.5, 0.7, 0.9], dtype=DT, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda a, b: leaky_integrate(a, b), (x, beta))
+    assert torch.autograd.gradcheck(lambda a, b: leaky_integrate(a, b, backend=backend), (x, beta))
+    v = leaky_integrate(torch.ones(3, 1, 1, dtype=DT), 0.5, backend=backend)
+    assert v.flatten().tolist() == [1.0, 1.5, 1.75]
+
+
+# ---- compiled backend specifics -------------------------------------------------------------
+
+needs_numba = pytest.mark.skipif(not HAVE_NUMBA, reason="numba not installed")
+
+
+@needs_numba
+@pytest.mark.parametrize("model,rec", [("lif", False), ("alif", True), ("cuba", True)])
+def test_compiled_scan_callable_surrogate_and_threshold_gradient(model, rec):
+    # a user callable (not one of the named surrogates) takes the precomputed-derivative path
+    spec = NeuronSpec(model, reset="zero", adapt=0.3, detach_reset=False)
+    x, w, params = _inputs(5, rec=rec, learn=True)
+    if model != "cuba":
+        params.pop("alpha")
+    fn = lambda d, k: 1.0 / (1.0 + (k * d) ** 2)  # noqa: E731
+    _, _, g1 = _grads(functools.partial(spiking_scan, backend="numba"), x, w, params, spec, fn, 2)
+    _, _, g2 = _grads(reference_scan, x, w, params, spec, fn, 2)
+    for a, b in zip(g1, g2):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-10)
+
+
+@needs_numba
+def test_compiled_scan_from_a_worker_thread_and_float32():
+    # other threads use the serial kernels; float32 matches the torch backend to float tolerance
+    spec = NeuronSpec("alif", adapt=0.3)
+    g = torch.Generator().manual_seed(4)
+    x = (torch.randn(30, 8, 16, generator=g) * 0.8 + 0.45).requires_grad_()
+    w = (torch.randn(16, 16, generator=g) * 0.3).requires_grad_()
+    results = {}
+
+    def run(tag, backend):
+        s, u, _ = spiking_scan(x, spec, w_rec=w, backend=backend)
+        gx, gw = torch.autograd.grad((s * torch.linspace(-1, 1, 16)).sum(), (x, w))
+        results[tag] = (s, u, gx, gw)
+
+    th = threading.Thread(target=run, args=("thread", "numba"))
+    th.start()
+    th.join()
+    run("main", "numba")
+    run("torch", "torch")
+    for tag in ("thread", "main"):
+        for a, b in zip(results[tag], results["torch"]):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+    assert results["main"][0].sum() > 0
+
+
+def test_backend_argument_is_validated():
+    with pytest.raises(ValueError, match="backend"):
+        spiking_scan(torch.zeros(2, 1, 1), NeuronSpec(), backend="cuda-magic")
+
+
+def test_cuda_like_inputs_fall_back_to_torch_backend():
+    # a dtype the compiled kernels do not take (bfloat16) runs the torch loops in 'auto'
+    x = torch.full((4, 1, 1), 0.8, dtype=torch.bfloat16)
+    s, _, _ = spiking_scan(x, NeuronSpec("lif", beta=0.5))
+    assert s.flatten().tolist() == [0, 1, 0, 1]
+
+
+@pytest.mark.parametrize("needs_x_grad", [False, True])
+def test_sparse_linear_equals_dense(needs_x_grad):
+    g = torch.Generator().manual_seed(0)
+    x = (torch.rand(7, 5, 40, generator=g, dtype=DT) < 0.1).to(DT) * torch.randn(7, 5, 40, generator=g, dtype=DT)
+    x.requires_grad_(needs_x_grad)
+    w = torch.randn(9, 40, generator=g, dtype=DT, requires_grad=True)
+    b = torch.randn(9, generator=g, dtype=DT, requires_grad=True)
+    G = torch.randn(7, 5, 9, generator=g, dtype=DT)
+    outs = []
+    for fn in (sparse_linear, torch.nn.functional.linear):
+        y = fn(x, w, b)
+        leaves = (w, b) + ((x,) if needs_x_grad else ())
+        outs.append((y,) + torch.autograd.grad((y * G).sum(), leaves))
+    for a, c in zip(*outs):
+        torch.testing.assert_close(a, c, rtol=1e-10, atol=1e-12)
+    # a dense input takes the dense path and gives the same
+    xd = torch.randn(3, 40, dtype=DT)
+    torch.testing.assert_close(sparse_linear(xd, w, b), torch.nn.functional.linear(xd, w, b))

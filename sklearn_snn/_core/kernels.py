@@ -19,9 +19,22 @@ The adjoint (``g*`` = gradient of the loss w.r.t. that quantity, ``sg_t`` the su
 
 ``reference_scan`` is the plain per-step autograd version built from ``neurons.neuron_step``; the
 tests hold the two equal for every model, reset mode, surrogate and recurrence option.
+
+Backends. ``_ScanTorch`` runs the loops above with torch ops (any device, any dtype). On CPU
+float32/float64 tensors, when numba is installed (optional: ``pip install numba``), the compiled
+``_ScanCompiled`` runs each loop over time as one call -- the forward scan and the adjoint
+recurrence parallel over the batch, named surrogates evaluated inside the loop, recurrent input
+of binary spikes accumulated row by row -- and stores only the membrane, the spikes (the layer's
+output, which the next layer keeps anyway) and, for ``alif``, the adaptation. The backend is
+chosen per call (``backend='auto'``); ``SKLEARN_SNN_NUMBA=0`` disables the compiled one.
+:func:`sparse_linear` is the input projection for mostly-zero inputs (spike trains).
 """
 
 from __future__ import annotations
+
+import os as _os
+import threading as _threading
+import types as _types
 
 import torch
 
@@ -53,7 +66,7 @@ def _reduce_to(grad, like):
     return g.reshape(like.shape)
 
 
-class _Scan(torch.autograd.Function):
+class _ScanTorch(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, w_rec, beta, alpha, thr, v0, syn0, a0, s0, spec, deriv, slope):
         T, B, H = x.shape
@@ -196,14 +209,549 @@ class _Scan(torch.autograd.Function):
         return tuple(grads)
 
 
+# ----------------------------------------------------------------------------------------------
+# Compiled backend (optional): numba loops over time for the elementwise scan on CPU tensors.
+#
+# One call runs the whole forward scan (parallel over the batch: the rows are independent, even
+# with recurrent weights), one call the whole adjoint recurrence, with the named surrogates
+# evaluated inside the loop so nothing of size (T, B, H) is built besides the outputs. The
+# kernels are written once as plain Python and compiled lazily on first use (and cached on disk),
+# so importing the package does not import numba. Without numba, for CUDA tensors, for dtypes
+# other than float32/float64 or for per-neuron parameters not broadcastable to (H,), the
+# pure-torch ``_ScanTorch`` runs instead: it computes the same values.
+# ----------------------------------------------------------------------------------------------
+
+_SURROGATE_CODES = {"fast_sigmoid": 0, "sigmoid": 1, "arctan": 2, "triangle": 3, "gaussian": 4,
+                    "exponential": 5, "straight_through": 6}
+# fpar slots: 0 adapt, 1 rho, 2 one, 3 zero, 4 k, 5..6 surrogate constants
+_NPAR = 8
+
+
+def _surrogate_code(deriv):
+    from .surrogate import SURROGATES
+
+    for name, fn in SURROGATES.items():
+        if fn is deriv:
+            return _SURROGATE_CODES[name]
+    return -1
+
+
+def _surrogate_consts(code, k):
+    import math
+
+    if code == 2:
+        return 0.5 * k, 0.5 * math.pi * k
+    if code == 4:
+        return k / math.sqrt(2.0 * math.pi), 0.5
+    if code == 5:
+        return 0.5 * k, 0.0
+    return 0.0, 0.0
+
+
+def _nb_surrogate(code, x, k, c1, c2, one, zero):
+    if code == 0:
+        r = one / (one + k * abs(x))
+        return r * r
+    if code == 1:
+        s = one / (one + np.exp(-(k * x)))
+        return k * s * (one - s)
+    if code == 2:
+        y = c2 * x
+        return c1 / (one + y * y)
+    if code == 3:
+        y = one - k * abs(x)
+        return k * (y if y > zero else zero)
+    if code == 4:
+        y = k * x
+        return c1 * np.exp(-(c2 * (y * y)))
+    if code == 5:
+        return c1 * np.exp(-(k * abs(x)))
+    return one
+
+
+def _nb_forward(x, wrec, beta, alpha, thr, v0, syn0, a0, s0, flags, fpar, U, S, A, vT, synT, aT, sT):
+    T, B, H = x.shape
+    rec, cuba, alif, subtract = flags[0] != 0, flags[1] != 0, flags[2] != 0, flags[3] != 0
+    adapt, rho, one, zero = fpar[0], fpar[1], fpar[2], fpar[3]
+    for b in prange(B):
+        v = v0[b].copy()
+        syn = syn0[b].copy()
+        a = a0[b].copy()
+        sp = s0[b].copy()
+        r = np.zeros(H, dtype=x.dtype)
+        for t in range(T):
+            if rec:
+                r[:] = zero
+                for j in range(H):
+                    w = sp[j]
+                    if w != zero:
+                        for h in range(H):
+                            r[h] += w * wrec[j, h]
+            for h in range(H):
+                xt = x[t, b, h]
+                if rec:
+                    xt = r[h] + xt
+                if cuba:
+                    xt = alpha[h] * syn[h] + xt
+                    syn[h] = xt
+                u = beta[h] * v[h] + xt
+                U[t, b, h] = u
+                th = thr[h]
+                if alif:
+                    A[t, b, h] = a[h]
+                    th = thr[h] + adapt * a[h]
+                s = one if u >= th else zero
+                S[t, b, h] = s
+                if subtract:
+                    v[h] = u - thr[h] * s
+                else:
+                    v[h] = u * (one - s)
+                if alif:
+                    a[h] = rho * a[h] + s
+                sp[h] = s
+        vT[b] = v
+        synT[b] = syn
+        aT[b] = a
+        sT[b] = sp
+
+
+def _nb_backward_lane(t, b, H, gS, U, S, A, SG, beta, alpha, thr, rt, gu, ga, gsyn, GX, GU, GS,
+                      flags, fpar):
+    cuba, alif, subtract, detach = flags[1] != 0, flags[2] != 0, flags[3] != 0, flags[4] != 0
+    code, need_gu, need_gs, has_gs, rec = flags[5], flags[6] != 0, flags[7] != 0, flags[8] != 0, flags[0] != 0
+    adapt, rho, one, zero, k, c1, c2 = fpar[0], fpar[1], fpar[2], fpar[3], fpar[4], fpar[5], fpar[6]
+    for h in range(H):
+        gv = gu[h] * beta[h]
+        G = gS[t, b, h] if has_gs else zero
+        if rec:
+            G = G + rt[b, h]
+        if alif:
+            G = G + ga[h]
+        u = U[t, b, h]
+        if detach:
+            gs = G
+        elif subtract:
+            gs = G + gv * (-thr[h])
+        else:
+            gs = G + gv * (-u)
+        if need_gs:
+            GS[t, b, h] = gs
+        if code < 0:
+            sg = SG[t, b, h]
+        else:
+            th = thr[h]
+            if alif:
+                th = A[t, b, h] * adapt + thr[h]
+            sg = _nb_surrogate(code, u - th, k, c1, c2, one, zero)
+        gsg = gs * sg
+        if subtract:
+            g = gsg + gv
+        else:
+            g = gsg + gv * (one - S[t, b, h])
+        gu[h] = g
+        if need_gu:
+            GU[t, b, h] = g
+        if alif:
+            ga[h] = ga[h] * rho - adapt * gsg
+        if cuba:
+            g = g + alpha[h] * gsyn[h]
+            gsyn[h] = g
+        GX[t, b, h] = g
+
+
+def _nb_backward_ff(gS, U, S, A, SG, beta, alpha, thr, flags, fpar, GX, GU, GS):
+    T, B, H = U.shape
+    for b in prange(B):
+        gu = np.zeros(H, dtype=U.dtype)
+        ga = np.zeros(H, dtype=U.dtype)
+        gsyn = np.zeros(H, dtype=U.dtype)
+        rt = np.zeros((1, 1), dtype=U.dtype)
+        for t in range(T - 1, -1, -1):
+            _nb_backward_lane(t, b, H, gS, U, S, A, SG, beta, alpha, thr, rt, gu, ga, gsyn,
+                              GX, GU, GS, flags, fpar)
+
+
+def _nb_backward_rec(gS, U, S, A, SG, wT, beta, alpha, thr, flags, fpar, GX, GU, GS):
+    T, B, H = U.shape
+    cuba = flags[1] != 0
+    gu = np.zeros((B, H), dtype=U.dtype)
+    ga = np.zeros((B, H), dtype=U.dtype)
+    gsyn = np.zeros((B, H), dtype=U.dtype)
+    rt = np.zeros((B, H), dtype=U.dtype)
+    for t in range(T - 1, -1, -1):
+        if t < T - 1:
+            np.dot(gsyn if cuba else gu, wT, rt)
+        for b in prange(B):
+            _nb_backward_lane(t, b, H, gS, U, S, A, SG, beta, alpha, thr, rt, gu[b], ga[b], gsyn[b],
+                              GX, GU, GS, flags, fpar)
+
+
+def _nb_leaky(x, beta, V, reverse):
+    T, B, H = x.shape
+    for b in prange(B):
+        for h in range(H):
+            V[T - 1 if reverse else 0, b, h] = x[T - 1 if reverse else 0, b, h]
+        for i in range(1, T):
+            t = T - 1 - i if reverse else i
+            tp = t + 1 if reverse else t - 1
+            for h in range(H):
+                V[t, b, h] = x[t, b, h] + beta[h] * V[tp, b, h]
+
+
+def _nb_sparse_count(x, counts):
+    N, F = x.shape
+    for n in prange(N):
+        c = 0
+        for f in range(F):
+            if x[n, f] != 0:
+                c += 1
+        counts[n] = c
+
+
+def _nb_sparse_project(x, wT, bias, indptr, indices, values, out):
+    N, F = x.shape
+    H = wT.shape[1]
+    for n in prange(N):
+        p = indptr[n]
+        for h in range(H):
+            out[n, h] = bias[h]
+        for f in range(F):
+            val = x[n, f]
+            if val != 0:
+                indices[p] = f
+                values[p] = val
+                p += 1
+                for h in range(H):
+                    out[n, h] += val * wT[f, h]
+
+
+def _nb_sparse_wgrad(indptr, indices, values, G, gwT, h0, h1):
+    N = G.shape[0]
+    for n in range(N):
+        for p in range(indptr[n], indptr[n + 1]):
+            f = indices[p]
+            val = values[p]
+            for h in range(h0, h1):
+                gwT[f, h] += val * G[n, h]
+
+
+def _nb_sparse_wgrad_par(indptr, indices, values, G, gwT, nchunks):
+    H = G.shape[1]
+    step = (H + nchunks - 1) // nchunks
+    for c in prange(nchunks):
+        _nb_sparse_wgrad(indptr, indices, values, G, gwT, c * step, min(H, (c + 1) * step))
+
+
+_NB = None          # compiled kernels (a namespace) once built, False when numba is unavailable
+np = None           # numpy, bound when the compiled backend loads
+prange = range      # numba.prange once the compiled backend loads
+
+
+def _numba_kernels():
+    """The compiled kernels, or ``None`` when numba is not installed (or disabled)."""
+    global _NB, np, prange
+    if _NB is None:
+        try:
+            if _os.environ.get("SKLEARN_SNN_NUMBA", "1") == "0":
+                raise ImportError
+            import numba
+            import numpy
+
+            np, prange = numpy, numba.prange
+            opts = dict(cache=True, nogil=True)
+            g = globals()
+            surr = numba.njit(inline="always", **opts)(_nb_surrogate)
+            g["_nb_surrogate"] = surr
+            lane = numba.njit(**opts)(_nb_backward_lane)
+            g["_nb_backward_lane"] = lane
+            wg = numba.njit(**opts)(_nb_sparse_wgrad)
+            g["_nb_sparse_wgrad"] = wg
+            par = dict(opts, parallel=True)
+            fns = dict(forward=_nb_forward, backward_ff=_nb_backward_ff, backward_rec=_nb_backward_rec,
+                       leaky=_nb_leaky, sparse_count=_nb_sparse_count, sparse_project=_nb_sparse_project,
+                       sparse_wgrad=_nb_sparse_wgrad_par)
+            # parallel kernels for the main thread; serial ones (compiled only if used) for calls
+            # from other threads, so no threading layer ever sees nested or concurrent launches
+            _NB = _types.SimpleNamespace(
+                numba=numba,
+                par=_types.SimpleNamespace(**{k: numba.njit(**par)(f) for k, f in fns.items()}),
+                ser=_types.SimpleNamespace(**{k: numba.njit(**opts)(f) for k, f in fns.items()}),
+            )
+        except ImportError:
+            _NB = False
+    return _NB or None
+
+
+def _kernels():
+    """The compiled kernels to use from this thread, with numba's thread count set to torch's."""
+    nb = _numba_kernels()
+    n = max(1, min(torch.get_num_threads(), nb.numba.config.NUMBA_NUM_THREADS))
+    if n == 1 or _threading.current_thread() is not _threading.main_thread():
+        return nb.ser, 1
+    nb.numba.set_num_threads(n)
+    return nb.par, n
+
+
+def _np(t):
+    return t.detach().numpy()
+
+
+def _per_neuron(p, H, like):
+    """A parameter as a contiguous (H,) tensor, or None when it does not broadcast to (H,)."""
+    t = torch.as_tensor(p, dtype=like.dtype, device=like.device).detach()
+    if t.dim() > 1 and any(n != 1 for n in t.shape[:-1]):
+        return None
+    t = t.reshape(-1) if t.dim() else t.reshape(1)
+    if t.numel() not in (1, H):
+        return None
+    return t.expand(H).contiguous()
+
+
+def _compiled_ok(x, w_rec, params):
+    if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64) or x.dim() != 3:
+        return False
+    if w_rec is not None and (w_rec.device.type != "cpu" or w_rec.dtype != x.dtype):
+        return False
+    return all(not _is_tensor(p) or (p.device.type == "cpu" and _per_neuron(p, x.shape[2], x) is not None)
+               for p in params)
+
+
+class _ScanCompiled(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, w_rec, beta, alpha, thr, v0, syn0, a0, s0, spec, deriv, slope):
+        nb, _ = _kernels()
+        T, B, H = x.shape
+        cuba, alif, rec = spec.uses_synapse, spec.adaptive, w_rec is not None
+        bt, at, tt = (_per_neuron(p, H, x) for p in (beta, alpha, thr))
+        xc = x.detach().contiguous()
+        U = torch.empty_like(xc)
+        S = torch.empty_like(xc)
+        A = torch.empty_like(xc) if alif else xc.new_empty((1, 1, 1))
+        fin = [torch.empty((B, H), dtype=x.dtype) for _ in range(4)]
+        wr = w_rec.detach().contiguous() if rec else xc.new_zeros((1, 1))
+        flags = _flags(spec, rec)
+        fpar = _fpar(spec, x.dtype, slope, -1)
+        nb.forward(_np(xc), _np(wr), _np(bt), _np(at), _np(tt), *(_np(s.contiguous()) for s in (v0, syn0, a0, s0)),
+                   flags, fpar, _np(U), _np(S), _np(A), *(_np(f) for f in fin))
+        ctx.spec, ctx.deriv, ctx.slope = spec, deriv, slope
+        ctx.params = (beta, alpha, thr)
+        ctx.save_for_backward(w_rec, U, S, A if alif else None, v0, syn0, a0, s0)
+        final = tuple(fin)
+        ctx.mark_non_differentiable(U, *final)
+        return (S, U) + final
+
+    @staticmethod
+    def backward(ctx, gS, gU, *g_final):
+        nb, _ = _kernels()
+        w_rec, U, S, A, v0, syn0, a0, s0 = ctx.saved_tensors
+        spec, deriv, slope = ctx.spec, ctx.deriv, ctx.slope
+        beta, alpha, thr = ctx.params
+        T, B, H = U.shape
+        cuba, alif, rec = spec.uses_synapse, spec.adaptive, w_rec is not None
+        subtract = spec.reset == "subtract"
+        need_params = any(ctx.needs_input_grad[2:5])
+        code = _surrogate_code(deriv)
+        theta = None
+        SG = U.new_zeros((1, 1, 1))
+        if code < 0 or need_params:
+            theta = (A * spec.adapt + thr) if alif else thr
+            SG = deriv(U - theta, slope).contiguous()
+            code = -1
+        bt, at, tt = (_per_neuron(p, H, U) for p in (beta, alpha, thr))
+        need_gu = cuba and need_params
+        need_gs = bool(ctx.needs_input_grad[4])
+        GX = torch.empty_like(U)
+        GU = torch.empty_like(U) if need_gu else U.new_zeros((1, 1, 1))
+        GS = torch.empty_like(U) if need_gs else U.new_zeros((1, 1, 1))
+        has_gs = gS is not None
+        gSc = gS.contiguous() if has_gs else U.new_zeros((1, 1, 1))
+        Ac = A if alif else U.new_zeros((1, 1, 1))
+        flags = _flags(spec, rec, code, need_gu, need_gs, has_gs)
+        fpar = _fpar(spec, U.dtype, slope, code)
+        if rec:
+            wT = w_rec.detach().t().contiguous()
+            nb.backward_rec(_np(gSc), _np(U), _np(S), _np(Ac), _np(SG), _np(wT), _np(bt), _np(at), _np(tt),
+                            flags, fpar, _np(GX), _np(GU), _np(GS))
+        else:
+            nb.backward_ff(_np(gSc), _np(U), _np(S), _np(Ac), _np(SG), _np(bt), _np(at), _np(tt),
+                           flags, fpar, _np(GX), _np(GU), _np(GS))
+        if not cuba:
+            GU = GX
+        grads = [None] * 12
+        grads[0] = GX if ctx.needs_input_grad[0] else None
+        if rec and ctx.needs_input_grad[1]:
+            S_prev = torch.cat([s0.unsqueeze(0), S[:-1]], 0)
+            grads[1] = S_prev.reshape(T * B, H).t() @ GX.reshape(T * B, H)
+        if need_params:
+            V = U - thr * S if subtract else U * (1.0 - S)
+            V_prev = torch.cat([v0.unsqueeze(0), V[:-1]], 0)
+            if ctx.needs_input_grad[2]:
+                grads[2] = _reduce_to((GU * V_prev).sum((0, 1)), beta)
+            if cuba and ctx.needs_input_grad[3]:
+                SYN = U - beta * V_prev
+                SYN_prev = torch.cat([syn0.unsqueeze(0), SYN[:-1]], 0)
+                grads[3] = _reduce_to((GX * SYN_prev).sum((0, 1)), alpha)
+            if ctx.needs_input_grad[4]:
+                gthr = -(GS * SG)
+                if subtract:
+                    GV = torch.cat([GU[1:] * beta, torch.zeros_like(U[:1])], 0)
+                    gthr = gthr - GV * S
+                grads[4] = _reduce_to(gthr.sum((0, 1)), thr)
+        return tuple(grads)
+
+
+def _flags(spec, rec, code=0, need_gu=False, need_gs=False, has_gs=True):
+    import numpy
+
+    return numpy.array([rec, spec.uses_synapse, spec.adaptive, spec.reset == "subtract", spec.detach_reset,
+                        code, need_gu, need_gs, has_gs], dtype=numpy.int64)
+
+
+def _fpar(spec, dtype, slope, code):
+    import numpy
+
+    c1, c2 = _surrogate_consts(code, slope)
+    nd = numpy.float32 if dtype == torch.float32 else numpy.float64
+    return numpy.array([spec.adapt, spec.rho, 1.0, 0.0, slope, c1, c2, 0.0], dtype=nd)
+
+
+class _LeakyCompiled(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, beta):
+        nb, _ = _kernels()
+        bt = _per_neuron(beta, x.shape[2], x)
+        xc = x.detach().contiguous()
+        V = torch.empty_like(xc)
+        nb.leaky(_np(xc), _np(bt), _np(V), False)
+        ctx.beta = beta
+        ctx.save_for_backward(V if _is_tensor(beta) else None, bt)
+        return V
+
+    @staticmethod
+    def backward(ctx, gV):
+        nb, _ = _kernels()
+        V, bt = ctx.saved_tensors
+        G = torch.empty_like(gV, memory_format=torch.contiguous_format)
+        nb.leaky(_np(gV.contiguous()), _np(bt), _np(G), True)
+        gbeta = None
+        if _is_tensor(ctx.beta) and ctx.needs_input_grad[1]:
+            V_prev = torch.cat([torch.zeros_like(V[:1]), V[:-1]], 0)
+            gbeta = _reduce_to((G * V_prev).sum((0, 1)), ctx.beta)
+        return G, gbeta
+
+
+def _leaky_ok(x, beta):
+    return (x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and x.dim() == 3
+            and (not _is_tensor(beta) or (beta.device.type == "cpu" and _per_neuron(beta, x.shape[2], x) is not None)))
+
+
+# ---- sparse input projection ----------------------------------------------------------------
+
+SPARSE_DENSITY = 0.25
+"""Inputs with at most this fraction of nonzeros take the sparse projection path."""
+
+
+class _SparseLinear(torch.autograd.Function):
+    """``x @ W.T + b`` for a mostly-zero ``x`` (N, F): touches only the nonzeros.
+
+    The forward pass reads each row once, accumulates ``W[:, f]`` for its nonzero entries and
+    keeps them in CSR form for the weight gradient ``G.T @ x``; the input gradient (when the input
+    needs one, e.g. the spikes of a previous layer) is the dense ``G @ W``.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, counts):
+        nb, _ = _kernels()
+        N, F = x.shape
+        H = weight.shape[0]
+        indptr = torch.zeros(N + 1, dtype=torch.int64)
+        torch.cumsum(counts, 0, out=indptr[1:])
+        nnz = int(indptr[-1])
+        indices = torch.empty(nnz, dtype=torch.int64)
+        values = torch.empty(nnz, dtype=x.dtype)
+        out = torch.empty((N, H), dtype=x.dtype)
+        wT = weight.detach().t().contiguous()
+        b = bias.detach() if bias is not None else x.new_zeros(H)
+        nb.sparse_project(_np(x), _np(wT), _np(b.contiguous()), _np(indptr), _np(indices), _np(values), _np(out))
+        ctx.save_for_backward(indptr, indices, values, weight)
+        ctx.shape = (N, F)
+        ctx.has_bias = bias is not None
+        return out
+
+    @staticmethod
+    def backward(ctx, G):
+        nb, n = _kernels()
+        indptr, indices, values, weight = ctx.saved_tensors
+        G = G.contiguous()
+        gx = gw = gb = None
+        if ctx.needs_input_grad[0]:
+            gx = G @ weight
+        if ctx.needs_input_grad[1]:
+            gwT = torch.zeros((ctx.shape[1], G.shape[1]), dtype=G.dtype)
+            nb.sparse_wgrad(_np(indptr), _np(indices), _np(values), _np(G), _np(gwT), n)
+            gw = gwT.t()
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            gb = G.sum(0)
+        return gx, gw, gb, None
+
+
+def sparse_linear(x, weight, bias=None, max_density=None):
+    """``torch.nn.functional.linear`` that exploits a mostly-zero input (e.g. spikes) on CPU.
+
+    Falls back to the dense ``linear`` when the compiled backend is unavailable, the tensors are
+    not CPU float32/float64, or more than ``max_density`` (default :data:`SPARSE_DENSITY`) of the
+    input is nonzero. Both paths compute the same values (up to summation order).
+
+    Examples
+    --------
+    >>> import torch
+    >>> x = torch.zeros(4, 6); x[0, 1] = x[3, 5] = 1.0
+    >>> w, b = torch.randn(3, 6), torch.randn(3)
+    >>> torch.allclose(sparse_linear(x, w, b), torch.nn.functional.linear(x, w, b), atol=1e-6)
+    True
+    """
+    max_density = SPARSE_DENSITY if max_density is None else max_density
+    nb = None
+    if (x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and weight.dtype == x.dtype
+            and weight.device.type == "cpu" and x.dim() >= 2 and x.shape[-1] >= 16 and max_density > 0):
+        nb = _numba_kernels()
+    if nb is None:
+        return torch.nn.functional.linear(x, weight, bias)
+    lead = x.shape[:-1]
+    x2 = x.reshape(-1, x.shape[-1])
+    if not x2.is_contiguous():
+        return torch.nn.functional.linear(x, weight, bias)
+    nb, _ = _kernels()
+    counts = torch.empty(x2.shape[0], dtype=torch.int64)
+    nb.sparse_count(_np(x2), _np(counts))
+    if int(counts.sum()) > max_density * x2.numel():
+        return torch.nn.functional.linear(x, weight, bias)
+    out = _SparseLinear.apply(x2, weight, bias, counts)
+    return out.reshape(*lead, weight.shape[0])
+
+
 def _as_param(value, like):
     if _is_tensor(value):
         return value.to(dtype=like.dtype)
     return float(value)
 
 
+def _use_compiled(backend, ok):
+    if backend not in ("auto", "torch", "numba"):
+        raise ValueError(f"backend must be 'auto', 'torch' or 'numba', got {backend!r}.")
+    if backend == "torch":
+        return False
+    if backend == "numba" and _numba_kernels() is None:
+        raise ImportError("backend='numba' needs numba (pip install numba).")
+    if not ok():
+        if backend == "numba":
+            raise ValueError("backend='numba' runs CPU float32/float64 tensors with per-neuron parameters only.")
+        return False
+    return _numba_kernels() is not None
+
+
 def spiking_scan(x, spec: NeuronSpec, surrogate="fast_sigmoid", slope=10.0, w_rec=None,
-                 beta=None, alpha=None, threshold=None, state=None):
+                 beta=None, alpha=None, threshold=None, state=None, backend="auto"):
     """Run a spiking population over all steps of the input currents ``x`` (T, B, H).
 
     Parameters
@@ -220,6 +768,9 @@ def spiking_scan(x, spec: NeuronSpec, surrogate="fast_sigmoid", slope=10.0, w_re
     state : tuple, optional
         ``(v, syn, a, s)`` to start from (no gradient flows into it), e.g. from the previous
         window in truncated BPTT.
+    backend : {'auto', 'torch', 'numba'}
+        ``'auto'`` runs the compiled loops when numba is installed and the tensors are on CPU
+        (float32/float64), the torch loops otherwise (e.g. on CUDA); both compute the same.
 
     Returns
     -------
@@ -245,8 +796,8 @@ def spiking_scan(x, spec: NeuronSpec, surrogate="fast_sigmoid", slope=10.0, w_re
         z = x.new_zeros((B, H))
         state = (z, z, z, z)
     v0, syn0, a0, s0 = (x.new_zeros((B, H)) if t is None else t.detach().to(x.dtype) for t in state)
-    out = _Scan.apply(x, w_rec, beta, alpha, thr, v0, syn0, a0, s0, spec,
-                      get_surrogate(surrogate), float(slope))
+    fn = _ScanCompiled if _use_compiled(backend, lambda: _compiled_ok(x, w_rec, (beta, alpha, thr))) else _ScanTorch
+    out = fn.apply(x, w_rec, beta, alpha, thr, v0, syn0, a0, s0, spec, get_surrogate(surrogate), float(slope))
     return out[0], out[1], tuple(out[2:])
 
 
@@ -267,7 +818,7 @@ def reference_scan(x, spec: NeuronSpec, surrogate="fast_sigmoid", slope=10.0, w_
     return torch.stack(spikes), torch.stack(mems), (st[0], st[1], st[2], s)
 
 
-def leaky_integrate(x, beta):
+def leaky_integrate(x, beta, backend="auto"):
     """Non-spiking leaky integrator ``v_t = beta v_{t-1} + x_t`` over (T, B, O) in a fused loop.
 
     Examples
@@ -276,7 +827,10 @@ def leaky_integrate(x, beta):
     >>> leaky_integrate(torch.ones(3, 1, 1), 0.5).flatten().tolist()
     [1.0, 1.5, 1.75]
     """
-    return _Leaky.apply(x, _as_param(beta, x))
+    beta = _as_param(beta, x)
+    if _use_compiled(backend, lambda: _leaky_ok(x, beta)):
+        return _LeakyCompiled.apply(x, beta)
+    return _Leaky.apply(x, beta)
 
 
 class _Leaky(torch.autograd.Function):
