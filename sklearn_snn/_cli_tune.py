@@ -114,8 +114,9 @@ def run_tune(args):
 
     Returns
     -------
-    search : OptunaSearchCV
-        The fitted search (refit=False: the CLI only reports the study).
+    status : int
+        0 (the exit status); the report is printed as JSON and, with
+        ``--output``, written to a file.
     """
     from sklearn_snn.model_selection import OptunaSearchCV
 
@@ -148,7 +149,7 @@ def run_tune(args):
     if args.output:
         with open(args.output, "w") as fh:
             json.dump(report, fh, indent=2)
-    return search
+    return 0
 
 
 def main(argv=None):

@@ -423,6 +423,8 @@ class GradientSNNMixin:
                            generator=self._generator, sample_weight=wt, validate=validate, epoch_callback=cb)
             finally:
                 self._sync_history(state)
+        if state.interrupted and epoch_callback is not None:
+            raise KeyboardInterrupt  # a driver (search, CV loop) must see the interrupt too
         if state.interrupted:
             warnings.warn("Training interrupted (KeyboardInterrupt); the estimator keeps the weights "
                           f"{'of the best validation score' if self.early_stopping else 'reached'} so far.",
@@ -431,6 +433,11 @@ class GradientSNNMixin:
             warnings.warn(f"Stochastic optimizer: maximum iterations ({self.max_iter}) reached and the "
                           "optimization hasn't converged yet.", ConvergenceWarning)
         return self
+
+    def _rebuild_module(self, name="module_"):
+        """A freshly built network of the fitted architecture (weights are loaded after)."""
+        n_out = len(self.classes_) if hasattr(self, "classes_") else self.n_outputs_
+        return self._build_module(self._n_encoded(self.n_features_in_), n_out, torch.Generator().manual_seed(0))
 
     def _sync_history(self, state):
         self.n_iter_ = state.n_iter

@@ -339,6 +339,7 @@ class SurrogateSNNRegressor(RegressorMixin, _SurrogateBase):
     """
 
     _y_numeric = True
+    _persist_private = ("_y_1d",)
 
     def __init__(self, hidden_layer_sizes=(128,), *, n_steps=10, neuron="lif", tau_mem=10.0, tau_syn=5.0,
                  threshold=1.0, reset="subtract", surrogate="fast_sigmoid", surrogate_slope=5.0, recurrent=False,
