@@ -412,7 +412,10 @@ class GradientSNNMixin:
         Xt = self._to_tensor(Xs[idx_train], device=device)
         yt = targets[idx_train].to(device)
         wt = None if sample_weight is None else torch.tensor(sample_weight[idx_train], dtype=torch.float32, device=device)
-        cb = None if epoch_callback is None else (lambda epoch, info: epoch_callback(self, epoch, info))
+        callbacks = [] if epoch_callback is None else (
+            list(epoch_callback) if isinstance(epoch_callback, (list, tuple)) else [epoch_callback])
+        cb = None if not callbacks else (
+            lambda epoch, info: any([bool(c(self, epoch, info)) for c in callbacks]))
         n_epochs = 1 if incremental else self.max_iter
         state = self._train_state
         if first or not incremental:

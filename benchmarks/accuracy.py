@@ -1,0 +1,65 @@
+"""Accuracy and fit-time targets of the foundation issue, printed (not asserted).
+
+- digits, 5-fold CV: SurrogateSNNClassifier() defaults vs MLPClassifier() (accuracy, fit time ratio);
+- diabetes, 5-fold CV: SurrogateSNNRegressor() vs MLPRegressor(), both on scaled inputs (R^2);
+- make_randman (10 classes, 1-D manifolds, 50 units, 100 steps, 1000 samples): test accuracy.
+
+Run: ``python benchmarks/accuracy.py`` (``--quick`` for a smoke run).
+"""
+
+import argparse
+import time
+import warnings
+
+import numpy as np
+from sklearn.datasets import load_diabetes, load_digits
+from sklearn.model_selection import KFold, StratifiedKFold, cross_validate, train_test_split
+from sklearn.neural_network import MLPClassifier, MLPRegressor
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from sklearn_snn import SurrogateSNNClassifier, SurrogateSNNRegressor
+from sklearn_snn.datasets import make_randman
+
+
+def cv(est, X, y, splitter):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = cross_validate(est, X, y, cv=splitter)
+    return r["test_score"].mean(), r["test_score"].std(), r["fit_time"].mean()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args()
+    folds = 2 if args.quick else 5
+
+    X, y = load_digits(return_X_y=True)
+    skf = StratifiedKFold(folds)
+    s_acc, s_std, s_t = cv(SurrogateSNNClassifier(random_state=0), X, y, skf)
+    m_acc, m_std, m_t = cv(MLPClassifier(random_state=0), X, y, skf)
+    print(f"digits {folds}-fold CV  SurrogateSNNClassifier(): {s_acc:.4f} ± {s_std:.4f}  fit {s_t:.2f}s/fold")
+    print(f"digits {folds}-fold CV  MLPClassifier():          {m_acc:.4f} ± {m_std:.4f}  fit {m_t:.2f}s/fold")
+    print(f"  fit-time ratio SNN / MLP = {s_t / m_t:.2f}  (target <= 2);  accuracy target >= 0.98")
+
+    Xd, yd = load_diabetes(return_X_y=True)
+    kf = KFold(folds, shuffle=True, random_state=0)
+    r_snn = cv(make_pipeline(StandardScaler(), SurrogateSNNRegressor(random_state=0)), Xd, yd, kf)
+    r_mlp = cv(make_pipeline(StandardScaler(), MLPRegressor(random_state=0, max_iter=2000)), Xd, yd, kf)
+    print(f"diabetes {folds}-fold CV R^2  SurrogateSNNRegressor(): {r_snn[0]:.4f} ± {r_snn[1]:.4f}  "
+          f"MLPRegressor(): {r_mlp[0]:.4f} ± {r_mlp[1]:.4f}  difference {r_snn[0] - r_mlp[0]:+.4f} (target >= -0.05)")
+
+    n = 400 if args.quick else 1000
+    Xr, yr = make_randman(n_samples=n, n_classes=10, n_units=50, n_steps=100, dim_manifold=1, random_state=0)
+    Xtr, Xte, ytr, yte = train_test_split(Xr, yr, test_size=0.2, stratify=yr, random_state=0)
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf = SurrogateSNNClassifier(random_state=0).fit(Xtr, ytr)
+    print(f"randman (10 classes, 1-D, 50 units, 100 steps, {n} samples) test accuracy "
+          f"{clf.score(Xte, yte):.4f} (target >= 0.95), fit {time.perf_counter() - t0:.1f}s")
+
+
+if __name__ == "__main__":
+    main()
