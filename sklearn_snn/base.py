@@ -222,8 +222,11 @@ class BaseSNN(BaseEstimator):
             self.input_offset_, self.input_scale_ = None, None
             return
         if getattr(self, "encoder", "current") == "current":
+            # centre per feature; divide by the feature's std, floored at the median std so that
+            # nearly constant features (e.g. border pixels) are not blown up into noise
             off = X.mean(0)
-            sc = X.std(0)
+            std = X.std(0)
+            sc = np.maximum(std, np.median(std[std > 1e-12]) if np.any(std > 1e-12) else 1.0)
         else:
             off = X.min(0)
             sc = X.max(0) - off
