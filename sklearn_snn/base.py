@@ -193,6 +193,7 @@ TRAINING_CONSTRAINTS = {
     "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
     "tol": [Interval(Real, 0, None, closed="left")],
     "warm_start": ["boolean"],
+    "credit_assignment": [StrOptions({"bptt", "tbptt", "eprop"})],
     "bptt_window": [Interval(Integral, 1, None, closed="left"), None],
 }
 
@@ -359,10 +360,15 @@ class GradientSNNMixin:
 
     def _make_step(self, generator):
         reg_fn = self._regulariser()
-        window = getattr(self, "bptt_window", None)
+        method = getattr(self, "credit_assignment", "bptt")
+        window = (self.bptt_window or 32) if method == "tbptt" else None
 
         def step(module, xb, yb, wb):
             x = self._encode(xb, train=True, generator=generator)
+            if method == "eprop":
+                from ._core.eprop import eprop_step
+
+                return eprop_step(module, x, lambda logits: self._loss(logits, yb, wb), reg_fn)
             if window is not None and window < x.shape[0]:
                 return module.tbptt_backward(x, lambda logits: self._loss(logits, yb, wb), window, reg_fn)
             logits, spikes = module(x)

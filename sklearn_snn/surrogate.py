@@ -42,16 +42,22 @@ class _SurrogateBase(GradientSNNMixin, BaseSNN):
             if not 0 <= lo <= hi <= 1:
                 raise ValueError(f"target_rate must be (low, high) with 0 <= low <= high <= 1 spikes per step, "
                                  f"got {self.target_rate}.")
-        if self.bptt_window is not None and self.readout == "first_spike":
-            raise ValueError("readout='first_spike' cannot be trained with truncated BPTT; set bptt_window=None.")
-        if self.bptt_window is not None and self.normalization == "bntt":
+        if self.credit_assignment == "tbptt" and self.readout == "first_spike":
+            raise ValueError("readout='first_spike' cannot be trained with truncated BPTT; use "
+                             "credit_assignment='bptt'.")
+        if self.credit_assignment == "tbptt" and self.normalization == "bntt":
             raise ValueError("normalization='bntt' keeps statistics per absolute step and cannot be combined "
-                             "with bptt_window; use normalization='tdbn'.")
+                             "with credit_assignment='tbptt'; use normalization='tdbn'.")
         n_steps = self.n_steps_in_ if getattr(self, "input_ndim_", 2) == 3 else self.n_steps
-        return SNN(n_in, hidden, n_out, self._neuron_spec(), self.surrogate, self.surrogate_slope,
-                   recurrent=self.recurrent, readout=self.readout, learn_tau=self.learn_tau,
-                   learn_threshold=self.learn_threshold, normalization=self.normalization, n_steps=n_steps,
-                   generator=generator)
+        net = SNN(n_in, hidden, n_out, self._neuron_spec(), self.surrogate, self.surrogate_slope,
+                  recurrent=self.recurrent, readout=self.readout, learn_tau=self.learn_tau,
+                  learn_threshold=self.learn_threshold, normalization=self.normalization, n_steps=n_steps,
+                  generator=generator)
+        if self.credit_assignment == "eprop":
+            from ._core.eprop import check_eprop_support
+
+            check_eprop_support(net)
+        return net
 
     def learned_neuron_parameters(self):
         """Per layer, the fitted decays (``beta``, ``alpha``) and thresholds as numpy arrays.
@@ -118,8 +124,13 @@ _COMMON_DOC = """
         Maximum number of epochs.
     early_stopping, validation_fraction, n_iter_no_change, tol :
         As in :class:`~sklearn.neural_network.MLPClassifier`.
+    credit_assignment : {'bptt', 'tbptt', 'eprop'}, default='bptt'
+        How errors reach the weights: backpropagation through time over the whole input;
+        truncated BPTT in windows of ``bptt_window`` steps (memory of one window); or e-prop
+        (Bellec et al. 2020), eligibility traces forward in time times a learning signal
+        (memory independent of the input length; :mod:`sklearn_snn._core.eprop`).
     bptt_window : int or None, default=None
-        Truncated BPTT: backpropagate within windows of this many steps (memory of one window).
+        Window length for ``credit_assignment='tbptt'`` (None: 32 steps).
     spike_l1, spike_l2 : float, default=0.0
         Penalties on hidden spike counts.
     target_rate : (float, float) or None, default=None
@@ -180,7 +191,8 @@ class SurrogateSNNClassifier(ClassifierMixin, _SurrogateBase):
                  threshold=1.0, reset="subtract", surrogate="fast_sigmoid", surrogate_slope=5.0, recurrent=False,
                  encoder="current", readout="membrane_max", input_scaling="auto", alpha=1e-4, batch_size="auto",
                  learning_rate_init=2e-3, solver="adam", lr_schedule="constant", max_iter=100,
-                 early_stopping=False, validation_fraction=0.1, n_iter_no_change=10, tol=1e-4, bptt_window=None,
+                 early_stopping=False, validation_fraction=0.1, n_iter_no_change=10, tol=1e-4,
+                 credit_assignment="bptt", bptt_window=None,
                  spike_l1=0.0, spike_l2=0.0, target_rate=None, rate_penalty=0.0, normalization=None,
                  learn_tau=False, learn_threshold=False, warm_start=False, device="auto", torch_num_threads=None,
                  random_state=None, verbose=0):
@@ -207,6 +219,7 @@ class SurrogateSNNClassifier(ClassifierMixin, _SurrogateBase):
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol
+        self.credit_assignment = credit_assignment
         self.bptt_window = bptt_window
         self.spike_l1 = spike_l1
         self.spike_l2 = spike_l2
@@ -345,7 +358,8 @@ class SurrogateSNNRegressor(RegressorMixin, _SurrogateBase):
                  threshold=1.0, reset="subtract", surrogate="fast_sigmoid", surrogate_slope=5.0, recurrent=False,
                  encoder="current", readout="membrane_mean", input_scaling="auto", alpha=1e-4, batch_size="auto",
                  learning_rate_init=2e-3, solver="adam", lr_schedule="constant", max_iter=100,
-                 early_stopping=False, validation_fraction=0.1, n_iter_no_change=10, tol=1e-4, bptt_window=None,
+                 early_stopping=False, validation_fraction=0.1, n_iter_no_change=10, tol=1e-4,
+                 credit_assignment="bptt", bptt_window=None,
                  spike_l1=0.0, spike_l2=0.0, target_rate=None, rate_penalty=0.0, normalization=None,
                  learn_tau=False, learn_threshold=False, warm_start=False, device="auto", torch_num_threads=None,
                  random_state=None, verbose=0):
@@ -372,6 +386,7 @@ class SurrogateSNNRegressor(RegressorMixin, _SurrogateBase):
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol
+        self.credit_assignment = credit_assignment
         self.bptt_window = bptt_window
         self.spike_l1 = spike_l1
         self.spike_l2 = spike_l2

@@ -166,7 +166,7 @@ def test_bad_input_errors(digits):
     dict(neuron="cuba"), dict(neuron="alif"), dict(neuron="if", reset="zero"), dict(recurrent=True),
     dict(readout="spike_count"), dict(readout="first_spike"), dict(readout="membrane_last"),
     dict(encoder="rate"), dict(encoder="latency", n_steps=12, threshold=0.3), dict(encoder="population"),
-    dict(surrogate="arctan"), dict(bptt_window=3, n_steps=8), dict(normalization="bntt"),
+    dict(surrogate="arctan"), dict(credit_assignment="tbptt", bptt_window=3, n_steps=8), dict(credit_assignment="eprop"), dict(normalization="bntt"),
     dict(normalization="tdbn"), dict(learn_tau=True, learn_threshold=True),
 ])
 def test_options_learn(digits, kw):
@@ -179,7 +179,7 @@ def test_options_learn(digits, kw):
 def test_tbptt_gradient_equals_bptt_when_window_covers_input(digits):
     X, y, _, _ = digits
     a = SurrogateSNNClassifier(**{**FAST, "max_iter": 3, "n_steps": 6}).fit(X[:100], y[:100])
-    b = SurrogateSNNClassifier(**{**FAST, "max_iter": 3, "n_steps": 6, "bptt_window": 6}).fit(X[:100], y[:100])
+    b = SurrogateSNNClassifier(**{**FAST, "max_iter": 3, "n_steps": 6, "credit_assignment": "tbptt", "bptt_window": 6}).fit(X[:100], y[:100])
     np.testing.assert_allclose(a.predict_proba(X[:20]), b.predict_proba(X[:20]), rtol=1e-4, atol=1e-5)
 
 
