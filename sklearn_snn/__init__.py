@@ -3,7 +3,9 @@
 __version__ = "0.1.0"
 
 from .conversion import ConvertedSNN  # noqa: E402
+from .meta import MetaSNNClassifier, SNNArchitectureSearch  # noqa: E402
 from .persistence import load, save  # noqa: E402
 from .surrogate import SurrogateSNNClassifier, SurrogateSNNRegressor  # noqa: E402
 
-__all__ = ["ConvertedSNN", "SurrogateSNNClassifier", "SurrogateSNNRegressor", "load", "save", "__version__"]
+__all__ = ["ConvertedSNN", "MetaSNNClassifier", "SNNArchitectureSearch", "SurrogateSNNClassifier",
+           "SurrogateSNNRegressor", "load", "save", "__version__"]

@@ -376,7 +376,7 @@ class GradientSNNMixin:
             reg = reg_fn(spikes) if reg_fn is not None else None
             total = loss + reg if reg is not None else loss
             total.backward()
-            return float(loss), float(reg) if reg is not None else 0.0
+            return float(loss.detach()), float(reg.detach()) if reg is not None else 0.0
 
         return step
 

@@ -72,7 +72,8 @@ def make_optimizer(module, cfg: TrainConfig, params=None):
     if cfg.solver in ("adam-hd", "sgd-hd"):
         from .hypergradient import HypergradientOptimizer
 
-        return HypergradientOptimizer(params, lr=lr, base=cfg.solver[:-3], weight_decay=wd)
+        return HypergradientOptimizer(params, lr=lr, base=cfg.solver[:-3], weight_decay=wd,
+                                      momentum=cfg.momentum if cfg.solver == "sgd-hd" else 0.0)
     raise ValueError(f"Unknown solver {cfg.solver!r}; use 'adam', 'adamw', 'sgd', 'adam-hd' or 'sgd-hd'.")
 
 
