@@ -119,6 +119,7 @@ def validate_snn_input(est, X, y=None, *, reset, y_numeric=False, allow_3d=True,
                 raise ValueError(
                     f"X has {X.shape[2]} features, but {name} is expecting {est.n_features_in_} features as input."
                 )
+        _check_float32_range(X, name)
         return X, y
     if nd not in (1, 2):
         raise ValueError(
@@ -135,7 +136,16 @@ def validate_snn_input(est, X, y=None, *, reset, y_numeric=False, allow_3d=True,
     if reset:
         est.input_ndim_ = 2
         est.n_steps_in_ = None
+    _check_float32_range(X, name)
     return X, y
+
+
+def _check_float32_range(X, name):
+    """The networks compute in float32: refuse finite values that would become inf there."""
+    big = np.finfo(np.float32).max
+    if X.dtype == np.float64 and X.size and np.abs(X).max() > big:
+        raise ValueError(f"X contains values of magnitude up to {np.abs(X).max():.3g}, beyond the float32 range "
+                         f"({big:.3g}) in which {name} computes; rescale X (e.g. StandardScaler).")
 
 
 def _check_ndim(est, nd, name):

@@ -1,7 +1,8 @@
 """The ``sklearn-snn`` command (also ``python -m sklearn_snn``).
 
 ``sklearn-snn benchmark [--quick] [--out DIR]`` cross-validates every SNN estimator of the package
-next to classical scikit-learn models on shipped data (digits; a random-manifold spike task),
+next to classical scikit-learn models on shipped or generated data (digits; a random-manifold
+spike task; Yin-Yang),
 prints a table and writes ``report.md`` and ``benchmark.png`` into the output folder.
 
 ``sklearn-snn tune ...`` runs an Optuna search (see ``sklearn-snn tune --help``).
@@ -31,10 +32,10 @@ def _snn_models(quick):
             return
         models.append((name, lambda: klass(**kw), kinds))
 
-    add("SurrogateSNN", "surrogate", "SurrogateSNNClassifier", {"2d", "3d"}, max_iter=e, random_state=0)
+    add("SurrogateSNN", "surrogate", "SurrogateSNNClassifier", {"2d", "3d", "yinyang"}, max_iter=e, random_state=0)
     add("SurrogateSNN-recurrent", "surrogate", "SurrogateSNNClassifier", {"3d"}, max_iter=e, recurrent=True,
         random_state=0)
-    add("EventProp", "eventprop", "EventPropClassifier", {"2d", "3d"}, max_iter=max(e // 2, 5), random_state=0)
+    add("EventProp", "eventprop", "EventPropClassifier", {"yinyang"}, max_iter=5 if quick else 20, random_state=0)
     add("ConvertedSNN", "conversion", "ConvertedSNN", {"2d"}, random_state=0)
     add("EvolvedSNN", "evolution", "EvolvedSNN", {"2d"}, max_iter=20 if quick else 150, random_state=0)
     try:
@@ -71,36 +72,24 @@ def _classical_models():
 def _datasets(quick):
     from sklearn.datasets import load_digits
 
-    from sklearn_snn.datasets import make_randman
+    from sklearn_snn.datasets import make_randman, make_yinyang
 
     X, y = load_digits(return_X_y=True)
     n_rm = 400 if quick else 1000
     Xr, yr = make_randman(n_samples=n_rm, n_classes=10, n_units=50, n_steps=50 if quick else 100, random_state=0)
     if quick:
         X, y = X[:600], y[:600]
-    return [("digits", X, y, "2d"), ("randman", Xr, yr, "3d")]
+    Xy, yy = make_yinyang(500 if quick else 1500, random_state=0)
+    return [("digits", X, y, "2d"), ("randman", Xr, yr, "3d"), ("yinyang", Xy, yy, "yinyang")]
 
 
-def _firing_rate(est, X):
-    """Mean hidden-layer firing rate (spikes per neuron per step), or None for non-spiking models."""
-    last = est.steps[-1][1] if hasattr(est, "steps") else est
-    try:
-        from sklearn_snn.metrics import spike_stats
+def _spike_columns(est, X):
+    """Mean firing rate, synaptic operations and energy per sample (SNN vs equivalent ANN), or None."""
+    from sklearn_snn.metrics import spike_stats
 
-        stats = spike_stats(est, X)
-        return float(stats["mean_rate"]) if "mean_rate" in stats else None
-    except Exception:
-        pass
-    if hasattr(est, "steps"):
-        for _, step in est.steps[:-1]:
-            if hasattr(step, "transform") and hasattr(step, "learned_weights_"):
-                return None
-            X = step.transform(X)
-    if not hasattr(last, "simulate"):
-        return None
-    sim = last.simulate(X)
-    spikes = sim["spikes"][:-1] if len(sim["spikes"]) > 1 else sim["spikes"]
-    return float(np.mean([s.mean() for s in spikes]))
+    st = spike_stats(est, X)  # all figures are per-sample means
+    return {"firing_rate": float(st.mean_firing_rate), "synops": float(st.total_synops),
+            "snn_nj": float(st.snn_energy) * 1e9, "ann_nj": float(st.ann_energy) * 1e9}
 
 
 def run_benchmark(quick=False, out="sklearn_snn_report", folds=None, log=print):
@@ -121,27 +110,29 @@ def run_benchmark(quick=False, out="sklearn_snn_report", folds=None, log=print):
             jobs.append((dname, X, y, kind, name, make, False))
     cv = StratifiedKFold(folds, shuffle=True, random_state=0)
     for i, (dname, X, y, kind, name, make, is_snn) in enumerate(jobs, 1):
-        Xm = X.reshape(len(X), -1) if (kind == "3d" and not is_snn) else X
+        Xm = X.reshape(len(X), -1) if (X.ndim == 3 and not is_snn) else X
         t0 = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             res = cross_validate(make(), Xm, y, cv=cv, return_estimator=is_snn, return_indices=is_snn,
                                  error_score="raise")
-        rate = None
+        cols = {"firing_rate": None, "synops": None, "snn_nj": None, "ann_nj": None}
         if is_snn:
             try:
-                rates = [_firing_rate(est, Xm[idx[:200]]) for est, idx in zip(res["estimator"], res["indices"]["test"])]
-                rate = None if any(r is None for r in rates) else float(np.mean(rates))
-            except Exception as exc:  # a missing simulate() must not sink the benchmark
-                log(f"   (no firing rate for {name}: {exc})")
+                per_fold = [_spike_columns(est, Xm[idx[:200]])
+                            for est, idx in zip(res["estimator"], res["indices"]["test"])]
+                cols = {k: float(np.mean([c[k] for c in per_fold])) for k in cols}
+            except Exception as exc:  # a model without spike statistics must not sink the benchmark
+                log(f"   (no spike statistics for {name}: {type(exc).__name__}: {exc})")
         row = {
             "dataset": dname, "model": name, "snn": is_snn,
             "accuracy": float(res["test_score"].mean()), "std": float(res["test_score"].std()),
-            "fit_time": float(res["fit_time"].mean()), "firing_rate": rate,
+            "fit_time": float(res["fit_time"].mean()), **cols,
         }
         rows.append(row)
         log(f"[{i}/{len(jobs)}] {dname:8s} {name:24s} acc {row['accuracy']:.4f} ± {row['std']:.4f}  "
-            f"fit {row['fit_time']:.2f}s" + (f"  rate {rate:.3f}" if rate is not None else "")
+            f"fit {row['fit_time']:.2f}s"
+            + (f"  rate {row['firing_rate']:.3f}" if row["firing_rate"] is not None else "")
             + f"  ({time.perf_counter() - t0:.1f}s)")
     table = _markdown(rows, folds)
     log("\n" + table)
@@ -153,12 +144,20 @@ def run_benchmark(quick=False, out="sklearn_snn_report", folds=None, log=print):
 
 
 def _markdown(rows, folds):
-    lines = ["| dataset | model | accuracy (mean ± std) | fit time per fold (s) | mean firing rate |",
-             "| --- | --- | --- | --- | --- |"]
+    lines = ["| dataset | model | accuracy (mean ± std) | fit time per fold (s) | mean firing rate "
+             "| SynOps / sample | SNN energy (nJ) | ANN energy (nJ) |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+
+    def f(v, fmt):
+        return "" if v is None else format(v, fmt)
+
     for r in rows:
-        rate = "" if r["firing_rate"] is None else f"{r['firing_rate']:.3f}"
         lines.append(f"| {r['dataset']} | {r['model']}{' (SNN)' if r['snn'] else ''} | "
-                     f"{r['accuracy']:.4f} ± {r['std']:.4f} | {r['fit_time']:.2f} | {rate} |")
+                     f"{r['accuracy']:.4f} ± {r['std']:.4f} | {r['fit_time']:.2f} | {f(r['firing_rate'], '.3f')} | "
+                     f"{f(r['synops'], '.0f')} | {f(r['snn_nj'], '.1f')} | {f(r['ann_nj'], '.1f')} |")
+    lines.append("")
+    lines.append("Energy: 45 nm estimates of Horowitz (ISSCC 2014), 0.9 pJ per accumulate (SNN synaptic "
+                 "operation), 4.6 pJ per multiply-accumulate (ANN); see sklearn_snn.metrics.")
     return "\n".join(lines)
 
 

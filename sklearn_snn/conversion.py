@@ -215,7 +215,10 @@ class ConvertedSNN(ClassifierMixin, BaseSNN):
         dtype = torch.float32
         generator = make_generator(self.random_state)
         self.n_iter_, self.loss_curve_ = 0, []
-        with self._threads():
+        # nn.Linear / nn.Conv2d constructors draw a default init from torch's global RNG (overwritten
+        # right after): fork it so that fit leaves the user's global RNG state untouched
+        cuda = [device.index or 0] if device.type == "cuda" else []
+        with self._threads(), torch.random.fork_rng(devices=cuda):
             torch_ann = self._get_ann(X, y, device, generator)
             self.canonical_ann_ = conv.parse_ann(torch_ann).to(device=device, dtype=dtype)
             if any(isinstance(m, torch.nn.Conv2d) for m in self.canonical_ann_) and len(self.input_shape_) != 3:
@@ -327,7 +330,10 @@ class ConvertedSNN(ClassifierMixin, BaseSNN):
 
         run_epochs(net, state, xt, yt, step, cfg, self.max_iter, generator=generator)
         self.n_iter_, self.loss_curve_ = state.n_iter, list(state.loss_curve)
-        if not state.stopped_early and not state.interrupted:
+        if state.interrupted:
+            warnings.warn("ANN training interrupted (KeyboardInterrupt); the weights reached so far are "
+                          "converted.", RuntimeWarning)
+        elif not state.stopped_early:
             warnings.warn(f"Stochastic optimizer: maximum iterations ({self.max_iter}) reached and the "
                           "optimization hasn't converged yet.", ConvergenceWarning)
         net.eval().requires_grad_(False)

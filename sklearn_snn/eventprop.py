@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from numbers import Integral, Real
+from numbers import Real
 
 import numpy as np
 import torch
@@ -115,9 +115,9 @@ class EventPropClassifier(ClassifierMixin, GradientSNNMixin, BaseSNN):
         Width of each hidden layer.
     loss : {'ttfs', 'voltage'}, default='ttfs'
         Time-to-first-spike cross-entropy, or cross-entropy of the maximum output voltage.
-    n_steps : int, default=50
+    n_steps : int, default=25
         Number of grid steps simulated for 2D input (duration ``n_steps * dt``).
-    dt : float, default=1.0
+    dt : float, default=2.0
         Grid step (same time unit as the time constants, e.g. ms). Spike times are exact for
         any ``dt``; a smaller ``dt`` only catches threshold crossings that a coarse grid misses
         and costs time, not backward memory.
@@ -203,7 +203,7 @@ class EventPropClassifier(ClassifierMixin, GradientSNNMixin, BaseSNN):
     # 2D input is min-max scaled by BaseSNN (spike encoders read values in [0, 1])
     encoder = "latency"
 
-    def __init__(self, hidden_layer_sizes=(200,), *, loss="ttfs", n_steps=50, dt=1.0, tau_mem=20.0, tau_syn=5.0,
+    def __init__(self, hidden_layer_sizes=(200,), *, loss="ttfs", n_steps=25, dt=2.0, tau_mem=20.0, tau_syn=5.0,
                  threshold=1.0, recurrent=False, input_window=15.0, tau0=0.5, tau1=6.4, ttfs_reg=3e-3,
                  init_mean=1.5, init_std=1.0, input_scaling="auto", alpha=0.0, batch_size=32,
                  learning_rate_init=5e-3, solver="adam", lr_schedule="cosine", max_iter=30, early_stopping=False,
@@ -250,7 +250,8 @@ class EventPropClassifier(ClassifierMixin, GradientSNNMixin, BaseSNN):
         hidden = self.hidden_layer_sizes
         hidden = (hidden,) if np.isscalar(hidden) else tuple(int(h) for h in hidden)
         if len(hidden) == 0 or any(h < 1 for h in hidden):
-            raise ValueError(f"hidden_layer_sizes must be one or more positive integers, got {self.hidden_layer_sizes}.")
+            raise ValueError("hidden_layer_sizes must be one or more positive integers, "
+                             f"got {self.hidden_layer_sizes}.")
         return EventPropNet(n_in, hidden, n_out, self._spec(), recurrent=self.recurrent, tau0=self.tau0,
                             init_mean=self.init_mean, init_std=self.init_std, generator=generator)
 
@@ -273,13 +274,13 @@ class EventPropClassifier(ClassifierMixin, GradientSNNMixin, BaseSNN):
         times = torch.cat([times, torch.zeros_like(times[:, :1])], dim=1)
         return ep.SpikeEvents.from_times(times, dt, n_steps)
 
-    def _loss_terms(self, out, yb, wb):
+    def _loss_terms(self, logits, yb, wb):
         if self.loss == "ttfs":
-            t = -out * self.tau0  # logits back to times
+            t = -logits * self.tau0  # logits back to first spike times
             spec = self._spec()
             return ep.ttfs_loss(t, yb, self.tau0, self.tau1, self.ttfs_reg, t_cap=spec.t_end + spec.tau_mem,
                                 sample_weight=wb)
-        loss = ep.voltage_loss(out, yb, wb)
+        loss = ep.voltage_loss(logits, yb, wb)
         return loss, loss.new_zeros(())
 
     def _loss(self, logits, yb, wb):
@@ -343,7 +344,7 @@ class EventPropClassifier(ClassifierMixin, GradientSNNMixin, BaseSNN):
             ``membrane``: list, per layer, of membrane potentials at the end of each step
             (after reset); ``output``: (n_samples, n_classes) first spike times (``ttfs``,
             pseudo times for silent neurons) or maximum voltages (``voltage``);
-            ``n_spikes``: (n_samples, n_layers) spike counts.
+            ``n_spikes``: (n_samples, n_spiking_layers) spike counts.
         """
         check_is_fitted(self)
         X, _ = validate_snn_input(self, X, reset=False)
@@ -351,19 +352,14 @@ class EventPropClassifier(ClassifierMixin, GradientSNNMixin, BaseSNN):
         def fn(m, x):
             spec = m.run_spec(x)
             res = ep.simulate(spec, x, list(m.weights), m.recurrent, record=True)
-            L = len(res["spikes"])
-            spikes = [s.transpose(0, 1).float().cpu().numpy() for s in res["spikes"]]
-            if spec.output == "voltage":
-                spikes = spikes[:-1]
-            offs = [o.transpose(0, 1).cpu().numpy() for o in res["offsets"]][:len(spikes)]
+            n_spiking = len(res["spikes"]) - (spec.output == "voltage")
+            spikes = [s.transpose(0, 1).float().cpu().numpy() for s in res["spikes"][:n_spiking]]
             return {
                 "spikes": spikes,
-                "spike_offsets": offs,
+                "spike_offsets": [o.transpose(0, 1).cpu().numpy() for o in res["offsets"][:n_spiking]],
                 "membrane": [v.transpose(0, 1).float().cpu().numpy() for v in res["voltages"]],
                 "output": res["out"].double().cpu().numpy(),
-                "n_spikes": np.stack([s.sum(axis=(1, 2)) for s in
-                                      [t.transpose(0, 1).float().cpu().numpy() for t in res["spikes"]]], 1)
-                if L else np.zeros((x.batch_size, 0)),
+                "n_spikes": np.stack([s.sum(axis=(1, 2)) for s in spikes], 1),
             }
 
         return self._batched(X, fn)

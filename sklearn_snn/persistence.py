@@ -121,8 +121,12 @@ def save(estimator, path):
 
 def _check_version(saved):
     cur = _version()
-    s_major, s_minor = (int(p) for p in saved.split(".")[:2])
     c_major, c_minor = (int(p) for p in cur.split(".")[:2])
+    try:
+        s_major, s_minor = (int(p) for p in str(saved).split(".")[:2])
+    except ValueError:
+        raise ValueError(f"This file carries an unreadable version stamp {saved!r}; the installed sklearn-snn is "
+                         f"{cur}. Re-save the model with the version that wrote it.") from None
     if s_major != c_major or s_minor > c_minor:
         raise ValueError(
             f"This file was written by sklearn-snn {saved}, which is not compatible with the installed "

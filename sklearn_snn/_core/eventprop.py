@@ -22,8 +22,10 @@ values. Root finding rather than a closed form, because with ``tau_mem != 2 tau_
 crossing is the root of a sum of exponentials with no closed form (``tau_mem = 4 tau_syn`` in
 the paper's setting); it converges quadratically to machine precision in a few iterations and
 runs only on the neurons that crossed. Limits of a grid test: a crossing that enters and
-leaves within one step is missed, and a neuron spikes at most once per step; both vanish as
-``dt`` shrinks and are part of the forward function that the gradient is exact for.
+leaves within one step is missed, and a neuron spikes at most once per step (one still above
+threshold after its reset spikes at the start of the next step, a degenerate event whose
+gradient is not exact); these vanish as ``dt`` shrinks, and the gradient is exact for the
+forward function as computed.
 
 Backward: the adjoint equations, integrated backwards step by step with the transposed
 propagators, with the EventProp jump of ``lambda_V`` at each spike. For a spike at ``t_s``
@@ -32,6 +34,13 @@ with ``Vdot^- = (I - theta) / tau_mem`` and ``Vdot^+ = I / tau_mem`` (before and
     lambda_V^- = (Vdot^+ / Vdot^-) lambda_V^+ - (dL/dt_s) / Vdot^-,    lambda_I continuous,
     dL/dt_s    = direct loss term + sum_k W[k, s] (lambda_I,k / tau_syn - lambda_V,k / tau_mem)(t_s),
     dL/dW[k, s] = sum over the spikes of s of lambda_I,k(t_s).
+
+Here ``lambda = dL/d(V, I)`` (the paper's adjoints up to sign and time-constant factors).
+Within a step, ``lambda`` at an input arrival is the end-of-step value propagated back
+(separable, so it is a matmul for the whole layer) plus, for arrivals before the neuron's own
+spike in that step, a sparse correction from the jump. ``Vdot^-`` is floored at
+``min_slope * theta / tau_mem`` so that near-tangential crossings cannot blow the gradient up
+(this is the only place where the gradient departs from exact, and only for such crossings).
 
 The backward needs only the spikes (step, sample, neuron, offset, current at the spike), so
 its memory grows with the number of spikes and not with the number of time steps; dense

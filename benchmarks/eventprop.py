@@ -1,0 +1,243 @@
+"""EventProp benchmark: Yin-Yang accuracy, backward memory vs time resolution, speed vs surrogate BPTT.
+
+Usage::
+
+    OMP_NUM_THREADS=1 python benchmarks/eventprop.py            # full: 5000/1000 samples, 3 seeds
+    OMP_NUM_THREADS=1 python benchmarks/eventprop.py --quick    # minutes: 1 seed, small data
+    OMP_NUM_THREADS=1 python benchmarks/eventprop.py --only accuracy --jobs 3   # seeds in parallel
+
+1. Yin-Yang (Kriener et al. 2021), 5000 training and 1000 test samples as in Wunderlich & Pehle
+   (2021): test accuracy of ``EventPropClassifier()`` with the shipped defaults, mean +- std over
+   seeds.
+2. Memory of one backward pass at the default ``dt`` and at ``dt / 10`` (10x finer grid, same
+   duration): the bytes the forward pass keeps for the backward (the spike lists), and the peak
+   resident memory of forward + backward measured in a fresh subprocess (``VmHWM`` above the
+   ``VmRSS`` just before the pass, after resetting the peak mark through
+   ``/proc/self/clear_refs``; Linux, with ``ru_maxrss`` as a coarse fallback elsewhere).
+   The same for ``SurrogateSNNClassifier`` (BPTT) on the same network, for contrast.
+3. Training time per epoch, EventProp vs ``SurrogateSNNClassifier`` (BPTT with surrogate
+   gradients) on the same network (CuBa LIF, same hidden width, same number of steps and batch
+   size) and data, in the same run.
+
+Timings are wall-clock on whatever machine runs this; on a shared machine they are noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+import warnings
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+PAPER_NOTE = ("Reference: Wunderlich & Pehle (2021, Fig. 3) train the same task with EventProp (10 seeds); "
+              "their figure was not available offline when this was written, so compare against the paper. "
+              "Kriener et al.'s ANN reaches 98.7 +- 0.3%.")
+
+
+def _data(n_train, n_test, seed=0):
+    from sklearn_snn._yinyang import make_yinyang
+
+    X, y = make_yinyang(n_train, random_state=seed)
+    Xt, yt = make_yinyang(n_test, random_state=seed + 1000)
+    return X, y, Xt, yt
+
+
+def _one_seed(s, n_train, n_test, max_iter):
+    import torch
+
+    torch.set_num_threads(1)
+    from sklearn_snn.eventprop import EventPropClassifier
+
+    X, y, Xt, yt = _data(n_train, n_test)
+    kw = {} if max_iter is None else {"max_iter": max_iter}
+    clf = EventPropClassifier(random_state=s, **kw)
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf.fit(X, y)
+    sec = time.perf_counter() - t0
+    acc = clf.score(Xt, yt)
+    print(f"  seed {s}: test accuracy {acc:.4f}, train {clf.score(X, y):.4f}, "
+          f"{clf.n_iter_} epochs in {sec:.0f}s", flush=True)
+    return acc, sec
+
+
+def accuracy(seeds, n_train, n_test, max_iter=None, jobs=1):
+    from joblib import Parallel, delayed
+
+    from sklearn_snn.eventprop import EventPropClassifier
+
+    res = Parallel(n_jobs=jobs)(delayed(_one_seed)(s, n_train, n_test, max_iter) for s in seeds)
+    accs, times = [r[0] for r in res], [r[1] for r in res]
+    return {"accuracies": accs, "mean": float(np.mean(accs)), "std": float(np.std(accs)),
+            "fit_seconds": times, "params": EventPropClassifier(**({} if max_iter is None else
+                                                                    {"max_iter": max_iter})).get_params()}
+
+
+_MEM_CHILD = r"""
+import resource, sys, json, warnings
+import numpy as np, torch
+sys.path.insert(0, {root!r})
+from sklearn_snn._core import eventprop as ep
+from sklearn_snn.eventprop import EventPropClassifier
+from sklearn_snn._yinyang import make_yinyang
+kind, factor, B = {kind!r}, {factor}, {batch}
+X, y = make_yinyang(B, random_state=0)
+clf = EventPropClassifier()
+dt, n_steps = clf.dt / factor, clf.n_steps * factor
+torch.manual_seed(0)
+if kind == "eventprop":
+    est = EventPropClassifier(dt=dt, n_steps=n_steps, random_state=0)
+    est._fit_scaler(X)
+    net = est._build_module(5, 3, torch.Generator().manual_seed(0))
+    xb = torch.tensor(est._scale(X), dtype=torch.float32)
+    ev = est._encode(xb)
+    yt = torch.tensor(y)
+    def run():
+        logits, _ = net(ev)
+        loss, _ = est._loss_terms(logits, yt, None)
+        loss.backward()
+    # bytes kept for the backward pass: the spike lists
+    with torch.no_grad():
+        res = ep.simulate(net.run_spec(ev), ev, list(net.weights), net.recurrent)
+    saved = ep.saved_bytes(res["events"]); n_spk = sum(res["n_spikes"])
+else:
+    from sklearn_snn.surrogate import SurrogateSNNClassifier
+    est = SurrogateSNNClassifier(hidden_layer_sizes=clf.hidden_layer_sizes, neuron="cuba", n_steps=n_steps,
+                                 tau_mem=clf.tau_mem / dt, tau_syn=clf.tau_syn / dt, encoder="latency",
+                                 random_state=0)
+    est._fit_scaler(X)
+    net = est._build_module(4, 3, torch.Generator().manual_seed(0))
+    xb = torch.tensor(est._scale(X), dtype=torch.float32)
+    yt = torch.tensor(y)
+    def run():
+        logits, _ = net(est._encode(xb, train=True))
+        torch.nn.functional.cross_entropy(logits, yt).backward()
+    saved, n_spk = None, None
+def status(key):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key):
+                return int(line.split()[1])
+import gc; gc.collect()
+try:  # reset the peak-RSS mark (Linux >= 4.0) so setup does not hide the pass's peak
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    base = status("VmRSS:")
+    run()
+    peak = status("VmHWM:")
+except OSError:
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    run()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps(dict(kind=kind, factor=factor, steps=n_steps, peak_kib=peak - base, saved_bytes=saved,
+                      n_spikes=n_spk)))
+"""
+
+
+def memory(batch):
+    out = {}
+    for kind in ("eventprop", "surrogate"):
+        for factor in (1, 10):
+            code = _MEM_CHILD.format(root=ROOT, kind=kind, factor=factor, batch=batch)
+            env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
+            r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+            if r.returncode != 0:
+                print(r.stderr[-2000:])
+                raise RuntimeError(f"memory child {kind} x{factor} failed")
+            res = json.loads(r.stdout.strip().splitlines()[-1])
+            out[f"{kind}_x{factor}"] = res
+            extra = "" if res["saved_bytes"] is None else \
+                f", kept for backward {res['saved_bytes'] / 2**20:.2f} MiB ({res['n_spikes']} spikes)"
+            print(f"  {kind:9s} {res['steps']:4d} steps: peak forward+backward "
+                  f"{res['peak_kib'] / 1024:.1f} MiB above setup{extra}", flush=True)
+    for kind in ("eventprop", "surrogate"):
+        a, b = out[f"{kind}_x1"], out[f"{kind}_x10"]
+        g = b["peak_kib"] / max(a["peak_kib"], 1)
+        out[f"{kind}_growth"] = g
+        msg = f"  {kind}: 10x finer grid -> peak memory x{g:.2f}"
+        if a["saved_bytes"]:
+            out[f"{kind}_saved_growth"] = b["saved_bytes"] / a["saved_bytes"]
+            msg += f", kept-for-backward bytes x{out[f'{kind}_saved_growth']:.2f}"
+        print(msg, flush=True)
+    return out
+
+
+def speed(n_train, repeats=1):
+    from sklearn_snn.eventprop import EventPropClassifier
+    from sklearn_snn.surrogate import SurrogateSNNClassifier
+
+    X, y, _, _ = _data(n_train, 10)
+    ref = EventPropClassifier()
+    ests = {
+        "eventprop": EventPropClassifier(max_iter=1, random_state=0),
+        "surrogate": SurrogateSNNClassifier(hidden_layer_sizes=ref.hidden_layer_sizes, neuron="cuba",
+                                            n_steps=ref.n_steps, tau_mem=ref.tau_mem / ref.dt,
+                                            tau_syn=ref.tau_syn / ref.dt, encoder="latency",
+                                            batch_size=ref.batch_size, max_iter=1, random_state=0),
+    }
+    res = {}
+    for name, est in ests.items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            est.fit(X[:64], y[:64])  # warm-up (imports, allocator)
+            ts = []
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                est.fit(X, y)
+                ts.append(time.perf_counter() - t0)
+        res[name] = min(ts)
+        print(f"  {name:9s}: {res[name]:.2f}s per epoch ({n_train} samples, batch {ref.batch_size}, "
+              f"{ref.n_steps} steps, hidden {ref.hidden_layer_sizes})", flush=True)
+    res["ratio_eventprop_over_surrogate"] = res["eventprop"] / res["surrogate"]
+    print(f"  ratio EventProp / surrogate BPTT: {res['ratio_eventprop_over_surrogate']:.2f}", flush=True)
+    return res
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="1 seed, 1000/500 samples, 5 epochs")
+    p.add_argument("--seeds", type=int, default=None)
+    p.add_argument("--jobs", type=int, default=1, help="seeds trained in parallel processes")
+    p.add_argument("--only", choices=["accuracy", "memory", "speed"], default=None)
+    p.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "out", "eventprop.json"))
+    a = p.parse_args(argv)
+    import torch
+
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, "
+          f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}", flush=True)
+    report = {"quick": a.quick}
+    todo = {"accuracy", "memory", "speed"} if a.only is None else {a.only}
+    if "accuracy" in todo:
+        n_seeds = a.seeds or (1 if a.quick else 3)
+        n_train, n_test = (1000, 500) if a.quick else (5000, 1000)
+        print(f"1. Yin-Yang accuracy ({n_train} train / {n_test} test, {n_seeds} seed(s)"
+              f"{', 5 epochs' if a.quick else ', shipped defaults'})", flush=True)
+        acc = accuracy(range(n_seeds), n_train, n_test, max_iter=5 if a.quick else None, jobs=a.jobs)
+        report["accuracy"] = acc
+        print(f"  test accuracy {acc['mean']:.4f} +- {acc['std']:.4f}", flush=True)
+        print("  " + PAPER_NOTE, flush=True)
+    if "memory" in todo:
+        print("2. Memory of one forward+backward pass (batch of "
+              f"{200 if a.quick else 1000}) at dt and dt/10", flush=True)
+        report["memory"] = memory(200 if a.quick else 1000)
+    if "speed" in todo:
+        print("3. Training time per epoch vs SurrogateSNNClassifier", flush=True)
+        report["speed"] = speed(500 if a.quick else 2000)
+    os.makedirs(os.path.dirname(a.out), exist_ok=True)
+    out = a.out if a.only is None else a.out.replace(".json", f"_{a.only}.json")
+    with open(out, "w") as f:
+        json.dump(report, f, indent=1, default=str)
+    print(f"written {out}")
+
+
+if __name__ == "__main__":
+    main()
