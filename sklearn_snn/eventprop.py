@@ -18,8 +18,8 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ._core import eventprop as ep
-from .base import NETWORK_CONSTRAINTS, TRAINING_CONSTRAINTS, BaseSNN, GradientSNNMixin, validate_snn_input
-from .surrogate import SurrogateSNNClassifier
+from .base import (NETWORK_CONSTRAINTS, TRAINING_CONSTRAINTS, BaseSNN, GradientSNNMixin, SNNClassifierMixin,
+                   validate_snn_input)
 
 _NETWORK = {k: NETWORK_CONSTRAINTS[k] for k in (
     "hidden_layer_sizes", "n_steps", "tau_mem", "tau_syn", "threshold", "recurrent", "input_scaling",
@@ -77,7 +77,7 @@ class EventPropNet(torch.nn.Module):
         return logits, out
 
 
-class EventPropClassifier(ClassifierMixin, GradientSNNMixin, BaseSNN):
+class EventPropClassifier(SNNClassifierMixin, ClassifierMixin, GradientSNNMixin, BaseSNN):
     """Spiking classifier trained with EventProp: exact gradients through spike times.
 
     A current-based LIF network (``tau_mem dV/dt = -V + I``, ``tau_syn dI/dt = -I``, input
@@ -294,20 +294,6 @@ class EventPropClassifier(ClassifierMixin, GradientSNNMixin, BaseSNN):
             return float(loss.detach() - reg.detach()), float(reg.detach())
 
         return step
-
-    def _validation_score(self, X, y):
-        return float(np.mean(self.predict(X) == y))
-
-    # shared with the surrogate classifier: label handling and the readout -> probability maps
-    _prepare_targets = SurrogateSNNClassifier._prepare_targets
-    decision_function = SurrogateSNNClassifier.decision_function
-    predict_proba = SurrogateSNNClassifier.predict_proba
-    predict_log_proba = SurrogateSNNClassifier.predict_log_proba
-
-    def predict(self, X):
-        """Predicted class labels (the output neuron that spikes first, or the highest voltage)."""
-        logits = self._logits(X)
-        return self.classes_[np.argmax(logits, axis=1)]
 
     # --- public API -----------------------------------------------------------------------------
     @_fit_context(prefer_skip_nested_validation=True)

@@ -10,11 +10,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 from sklearn.base import ClassifierMixin, RegressorMixin, _fit_context
-from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
 from ._core.network import SNN
-from .base import NETWORK_CONSTRAINTS, TRAINING_CONSTRAINTS, BaseSNN, GradientSNNMixin
+from .base import NETWORK_CONSTRAINTS, TRAINING_CONSTRAINTS, BaseSNN, GradientSNNMixin, SNNClassifierMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 from numbers import Real
 
@@ -151,7 +150,7 @@ _COMMON_DOC = """
 """
 
 
-class SurrogateSNNClassifier(ClassifierMixin, _SurrogateBase):
+class SurrogateSNNClassifier(SNNClassifierMixin, ClassifierMixin, _SurrogateBase):
     __doc__ = """Spiking neural network classifier trained with surrogate gradients (BPTT).
 """ + _COMMON_DOC + """
     Attributes
@@ -234,43 +233,6 @@ class SurrogateSNNClassifier(ClassifierMixin, _SurrogateBase):
         self.random_state = random_state
         self.verbose = verbose
 
-    # --- targets and loss ---------------------------------------------------------------------
-    def _prepare_targets(self, y, reset, classes=None):
-        check_classification_targets(y)
-        if reset:
-            labels = np.unique(y) if classes is None else np.asarray(classes)
-            if classes is None and labels.size < 2:
-                raise ValueError(
-                    f"{type(self).__name__} needs samples of at least 2 classes in the data, but the data "
-                    f"contains only one class: {labels[0]!r}."
-                )
-            self.classes_ = labels
-        else:
-            unseen = np.setdiff1d(np.unique(y), self.classes_)
-            if unseen.size:
-                raise ValueError(f"y contains labels not seen in the first fit/partial_fit: {unseen.tolist()}; "
-                                 f"the estimator knows {self.classes_.tolist()}. Pass all labels with "
-                                 "partial_fit(..., classes=...) on the first call.")
-        if classes is not None and not reset:
-            if not np.array_equal(np.asarray(classes), self.classes_):
-                raise ValueError(f"classes={list(classes)} differs from the classes of the first call "
-                                 f"{self.classes_.tolist()}.")
-        if len(y):
-            unseen = np.setdiff1d(np.unique(y), self.classes_)
-            if unseen.size:
-                raise ValueError(f"y contains labels not in classes={self.classes_.tolist()}: {unseen.tolist()}.")
-        idx = np.searchsorted(self.classes_, y)
-        return torch.as_tensor(idx, dtype=torch.long), len(self.classes_)
-
-    def _loss(self, logits, yb, wb):
-        loss = torch.nn.functional.cross_entropy(logits, yb, reduction="none")
-        if wb is None:
-            return loss.mean()
-        return (loss * wb).sum() / wb.sum().clamp(min=1e-12)
-
-    def _validation_score(self, X, y):
-        return float(np.mean(self.predict(X) == y))
-
     # --- public API ---------------------------------------------------------------------------
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None, *, epoch_callback=None):
@@ -294,30 +256,6 @@ class SurrogateSNNClassifier(ClassifierMixin, _SurrogateBase):
             raise ValueError("classes must be passed on the first call to partial_fit.")
         return self._fit(X, y, sample_weight, incremental=True, classes=classes if not hasattr(self, "classes_")
                          else None)
-
-    def decision_function(self, X):
-        """Readout values (logits) per class, (n_samples, n_classes); (n_samples,) for two classes."""
-        logits = self._logits(X)
-        if logits.shape[1] == 2:
-            return logits[:, 1] - logits[:, 0]
-        return logits
-
-    def predict_proba(self, X):
-        """Class probabilities: softmax of the readout, (n_samples, n_classes)."""
-        logits = self._logits(X)
-        z = logits - logits.max(1, keepdims=True)
-        p = np.exp(z)
-        return p / p.sum(1, keepdims=True)
-
-    def predict_log_proba(self, X):
-        logits = self._logits(X)
-        z = logits - logits.max(1, keepdims=True)
-        return z - np.log(np.exp(z).sum(1, keepdims=True))
-
-    def predict(self, X):
-        """Predicted class labels."""
-        logits = self._logits(X)
-        return self.classes_[np.argmax(logits, axis=1)]
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
