@@ -368,7 +368,10 @@ class GradientSNNMixin:
         band, strength = getattr(self, "target_rate", None), getattr(self, "rate_penalty", 0.0)
         if not (l1 or l2 or (band is not None and strength)):
             return None
-        return lambda spikes: activity_penalty(spikes[:-1] if len(spikes) > 1 else spikes, l1, l2, band, strength)
+        # hidden layers only: run() appends the output layer's spikes for a spiking readout
+        spiking_out = getattr(self, "readout", None) in ("spike_count", "first_spike")
+        return lambda spikes: activity_penalty(spikes[:-1] if spiking_out and len(spikes) > 1 else spikes,
+                                               l1, l2, band, strength)
 
     def _make_step(self, generator):
         reg_fn = self._regulariser()
