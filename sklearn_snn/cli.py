@@ -22,7 +22,7 @@ import numpy as np
 
 def _snn_models(quick):
     """(name, factory, input kinds) for every SNN estimator that imports."""
-    e = 15 if quick else 60
+    e = 10 if quick else 60
     models = []
 
     def add(name, module, cls, kinds, **kw):
@@ -37,7 +37,7 @@ def _snn_models(quick):
         random_state=0)
     add("EventProp", "eventprop", "EventPropClassifier", {"yinyang"}, max_iter=5 if quick else 20, random_state=0)
     add("ConvertedSNN", "conversion", "ConvertedSNN", {"2d"}, random_state=0)
-    add("EvolvedSNN", "evolution", "EvolvedSNN", {"2d"}, max_iter=20 if quick else 150, random_state=0)
+    add("EvolvedSNN", "evolution", "EvolvedSNN", {"2d"}, **({"max_iter": 20} if quick else {}), random_state=0)
     try:
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import make_pipeline
@@ -46,7 +46,7 @@ def _snn_models(quick):
         from sklearn_snn.stdp import STDPTransformer
 
         models.append(("STDP+LogReg", lambda: make_pipeline(
-            MinMaxScaler(), STDPTransformer(n_components=50 if quick else 200, random_state=0),
+            MinMaxScaler(), STDPTransformer(**({"n_components": 50, "max_iter": 1} if quick else {}), random_state=0),
             LogisticRegression(max_iter=1000)), {"2d"}))
     except ImportError:
         pass
@@ -75,11 +75,12 @@ def _datasets(quick):
     from sklearn_snn.datasets import make_randman, make_yinyang
 
     X, y = load_digits(return_X_y=True)
-    n_rm = 400 if quick else 1000
-    Xr, yr = make_randman(n_samples=n_rm, n_classes=10, n_units=50, n_steps=50 if quick else 100, random_state=0)
+    n_rm = 300 if quick else 1000
+    Xr, yr = make_randman(n_samples=n_rm, n_classes=5 if quick else 10, n_units=50, n_steps=30 if quick else 100,
+                          random_state=0)
     if quick:
-        X, y = X[:600], y[:600]
-    Xy, yy = make_yinyang(500 if quick else 1500, random_state=0)
+        X, y = X[:400], y[:400]
+    Xy, yy = make_yinyang(300 if quick else 1500, random_state=0)
     return [("digits", X, y, "2d"), ("randman", Xr, yr, "3d"), ("yinyang", Xy, yy, "yinyang")]
 
 
@@ -96,7 +97,7 @@ def run_benchmark(quick=False, out="sklearn_snn_report", folds=None, log=print):
     """Cross-validate SNN and classical models; returns the result rows and writes the report."""
     from sklearn.model_selection import StratifiedKFold, cross_validate
 
-    folds = folds or (3 if quick else 5)
+    folds = folds or (2 if quick else 5)
     os.makedirs(out, exist_ok=True)
     rows = []
     snn = _snn_models(quick)
