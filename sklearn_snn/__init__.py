@@ -4,10 +4,11 @@ __version__ = "0.1.0"
 
 from .conversion import ConvertedSNN  # noqa: E402
 from .eventprop import EventPropClassifier  # noqa: E402
+from .evolution import EvolvedSNN  # noqa: E402
 from .meta import MetaSNNClassifier, SNNArchitectureSearch  # noqa: E402
 from .persistence import load, save  # noqa: E402
 from .stdp import STDPTransformer  # noqa: E402
 from .surrogate import SurrogateSNNClassifier, SurrogateSNNRegressor  # noqa: E402
 
-__all__ = ["ConvertedSNN", "EventPropClassifier", "MetaSNNClassifier", "SNNArchitectureSearch", "STDPTransformer", "SurrogateSNNClassifier",
+__all__ = ["ConvertedSNN", "EventPropClassifier", "EvolvedSNN", "MetaSNNClassifier", "SNNArchitectureSearch", "STDPTransformer", "SurrogateSNNClassifier",
            "SurrogateSNNRegressor", "load", "save", "__version__"]

@@ -296,6 +296,50 @@ class BaseSNN(BaseEstimator):
                     for k in outs[0]}
         return np.concatenate(outs)
 
+    # --- the network shared by every estimator whose module_ is an SNN ----------------------
+    def _neuron_spec(self):
+        return NeuronSpec(
+            model=self.neuron,
+            beta=as_decay(self.tau_mem),
+            alpha=as_decay(self.tau_syn),
+            threshold=float(self.threshold),
+            reset=self.reset,
+        )
+
+    def _logits(self, X):
+        check_is_fitted(self)
+        X, _ = validate_snn_input(self, X, reset=False)
+        self._check_steps(X)
+        return self._batched(X, lambda m, x: m(x)[0].double().cpu().numpy())
+
+    def _check_steps(self, X):
+        if X.ndim == 3 and getattr(self, "normalization", None) == "bntt" and X.shape[1] != self.n_steps_in_:
+            raise ValueError(f"This model keeps per-step batch-norm statistics for {self.n_steps_in_} steps; "
+                             f"got X with {X.shape[1]} steps. Pass sequences of the fitted length.")
+
+    def simulate(self, X):
+        """Run the fitted network on X and return its activity as numpy arrays.
+
+        Returns
+        -------
+        dict with
+            ``spikes``: list, per spiking layer, of arrays (n_samples, n_steps, n_units);
+            ``membrane``: list, per layer (readout last), of membrane potentials before reset,
+            same layout; ``output``: array (n_samples, n_outputs), the readout values.
+        """
+        check_is_fitted(self)
+        X, _ = validate_snn_input(self, X, reset=False)
+
+        def fn(m, x):
+            out, spikes, mems, _ = m.run(x)
+            return {
+                "spikes": [s.transpose(0, 1).float().cpu().numpy() for s in spikes],
+                "membrane": [u.transpose(0, 1).float().cpu().numpy() for u in mems],
+                "output": m.aggregate(out).double().cpu().numpy(),
+            }
+
+        return self._batched(X, fn)
+
     # --- persistence -------------------------------------------------------------------------
     def __getstate__(self):
         state = super().__getstate__()
@@ -337,15 +381,6 @@ class GradientSNNMixin:
     ``_build_module(n_in, n_out, generator)``, ``_loss(logits, yb, wb)`` and optionally
     ``_validation_score(X_val, y_val)``.
     """
-
-    def _neuron_spec(self):
-        return NeuronSpec(
-            model=self.neuron,
-            beta=as_decay(self.tau_mem),
-            alpha=as_decay(self.tau_syn),
-            threshold=float(self.threshold),
-            reset=self.reset,
-        )
 
     def _train_config(self):
         return TrainConfig(
@@ -495,41 +530,6 @@ class GradientSNNMixin:
             np.iinfo(np.int32).max), stratify=stratify)
         return tr, va
 
-    def _logits(self, X):
-        check_is_fitted(self)
-        X, _ = validate_snn_input(self, X, reset=False)
-        self._check_steps(X)
-        return self._batched(X, lambda m, x: m(x)[0].double().cpu().numpy())
-
-    def _check_steps(self, X):
-        if X.ndim == 3 and getattr(self, "normalization", None) == "bntt" and X.shape[1] != self.n_steps_in_:
-            raise ValueError(f"This model keeps per-step batch-norm statistics for {self.n_steps_in_} steps; "
-                             f"got X with {X.shape[1]} steps. Pass sequences of the fitted length.")
-
-    def simulate(self, X):
-        """Run the fitted network on X and return its activity as numpy arrays.
-
-        Returns
-        -------
-        dict with
-            ``spikes``: list, per spiking layer, of arrays (n_samples, n_steps, n_units);
-            ``membrane``: list, per layer (readout last), of membrane potentials before reset,
-            same layout; ``output``: array (n_samples, n_outputs), the readout values.
-        """
-        check_is_fitted(self)
-        X, _ = validate_snn_input(self, X, reset=False)
-
-        def fn(m, x):
-            out, spikes, mems, _ = m.run(x)
-            return {
-                "spikes": [s.transpose(0, 1).float().cpu().numpy() for s in spikes],
-                "membrane": [u.transpose(0, 1).float().cpu().numpy() for u in mems],
-                "output": m.aggregate(out).double().cpu().numpy(),
-            }
-
-        return self._batched(X, fn)
-
-
 class SNNClassifierMixin:
     """The classifier surface shared by the network classifiers: labels -> class indices, a
     (sample-weighted) cross-entropy on the readout, and readout -> labels / probabilities."""
@@ -595,4 +595,3 @@ class SNNClassifierMixin:
         """Predicted class labels."""
         logits = self._logits(X)
         return self.classes_[np.argmax(logits, axis=1)]
-

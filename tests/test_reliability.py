@@ -538,7 +538,6 @@ def inject_fault(monkeypatch, est, fault, after):
 # (estimator, fault) -> reason for the estimators that do not meet the contract yet
 FAULT_GAPS = {
     ("ConvertedSNN", "nan"): "the diverged ANN is not converted: ConvertedSNN stays unfitted after DivergedError",
-    ("EvolvedSNN", "interrupt"): "EvolvedSNN lets KeyboardInterrupt propagate and loses the generations run",
     ("STDPTransformer", "nan"): "STDPTransformer has no guard against non-finite weights (a NaN from "
                                 "train_batch is kept and transform returns NaN)",
 }

@@ -1,0 +1,206 @@
+"""EvolvedSNN benchmark on sklearn's digits (8x8 images).
+
+1. Stratified k-fold CV (5 folds; 2 with ``--quick``): ``EvolvedSNN()`` with its defaults
+   (OpenAI-ES; target >= 0.93 mean accuracy), then the other strategies ('cma-es', which resolves
+   to separable CMA-ES for this many genes, 'snes', 'ga') with the same network and budget;
+   mean accuracy and fit time per strategy.
+2. Speed of the population evaluation: 64 individuals of the default network on a digits
+   minibatch, as one batched program (``PopulationSNN.forward``) against a loop that loads each
+   individual into an ``SNN`` and runs its forward (the same arithmetic); median of repeats, in
+   the same run, at the default minibatch (256) and at a small one (32). Target: >= 10x.
+3. A non-differentiable objective, accuracy minus ``lambda`` times the hidden firing rate (spikes
+   per neuron and step), swept over ``lambda`` on one stratified train/test split: a table of
+   test accuracy and spikes per sample, ``evolution_tradeoff.csv`` and ``evolution_tradeoff.png``
+   in ``--out``.
+
+Usage::
+
+    OMP_NUM_THREADS=1 python benchmarks/evolution.py            # full
+    OMP_NUM_THREADS=1 python benchmarks/evolution.py --quick    # 2 folds, 100 generations, 3 lambdas
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.datasets import load_digits
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import StratifiedKFold, train_test_split
+
+from sklearn_snn._core.encoding import current
+from sklearn_snn.evolution import EvolvedSNN
+
+STRATEGIES = ["openai-es", "cma-es", "snes", "ga"]
+
+
+def cv_strategies(X, y, folds, max_iter, strategies):
+    rows = []
+    for strategy in strategies:
+        kw = {} if strategy == "openai-es" else {"strategy": strategy}
+        if max_iter is not None:
+            kw["max_iter"] = max_iter
+        accs, times, gens = [], [], []
+        for k, (tr, te) in enumerate(StratifiedKFold(folds, shuffle=True, random_state=0).split(X, y)):
+            est = EvolvedSNN(random_state=k, **kw)
+            t0 = time.perf_counter()
+            est.fit(X[tr], y[tr])
+            times.append(time.perf_counter() - t0)
+            accs.append(est.score(X[te], y[te]))
+            gens.append(est.n_iter_)
+            print(f"  {strategy:10s} fold {k}: accuracy {accs[-1]:.4f}, {gens[-1]} generations, "
+                  f"fit {times[-1]:.1f}s", flush=True)
+        rows.append({"strategy": strategy, "resolved": est.strategy_, "n_genes": est.n_genes_,
+                     "params": kw or "defaults", "mean_accuracy": float(np.mean(accs)),
+                     "std_accuracy": float(np.std(accs)), "fold_accuracies": [float(a) for a in accs],
+                     "mean_generations": float(np.mean(gens)), "mean_fit_s": float(np.mean(times))})
+    print("\nstrategy     resolved      genes   accuracy (mean +- std)   generations   fit time")
+    for r in rows:
+        print(f"{r['strategy']:12s} {r['resolved']:12s} {r['n_genes']:6d}   {r['mean_accuracy']:.4f} +- "
+              f"{r['std_accuracy']:.4f}        {r['mean_generations']:6.0f}       {r['mean_fit_s']:7.1f}s")
+    return rows
+
+
+def _median_time(fn, repeats):
+    fn()  # warm-up (numba compilation, allocator)
+    wall, cpu = [], []
+    for _ in range(repeats):
+        t0, c0 = time.perf_counter(), time.process_time()
+        fn()
+        wall.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    return float(np.median(wall)), float(np.median(cpu))
+
+
+def speed(X, y, repeats, batch_sizes=(256, 32), n_individuals=64):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est = EvolvedSNN(max_iter=1, random_state=0, device="cpu").fit(X, y)   # the default network
+    pop = est._population()
+    net = est.module_
+    g = torch.Generator().manual_seed(0)
+    genomes = (est.best_genome_.unsqueeze(0) + est.sigma * torch.randn(n_individuals, est.n_genes_, generator=g,
+                                                                       dtype=torch.float64)).float()
+    rows = []
+    for bs in batch_sizes:
+        x = current(est._to_tensor(est._scale(X[:bs]), device="cpu"), est.n_steps)
+
+        def batched():
+            return pop.forward(genomes, x)[0]
+
+        def loop():
+            out = []
+            for i in range(n_individuals):
+                pop.load_into(net, genomes[i])
+                out.append(net(x)[0])
+            return torch.stack(out)
+
+        with torch.no_grad():
+            torch.testing.assert_close(batched(), loop(), rtol=1e-4, atol=1e-4)
+            (bw, bc), (lw, lc) = _median_time(batched, repeats), _median_time(loop, repeats)
+        rows.append({"batch_size": bs, "individuals": n_individuals, "batched_wall_ms": 1e3 * bw,
+                     "loop_wall_ms": 1e3 * lw, "speedup_wall": lw / bw, "batched_cpu_ms": 1e3 * bc,
+                     "loop_cpu_ms": 1e3 * lc, "speedup_cpu": lc / bc})
+    print("\nminibatch  batched (wall / cpu ms)   loop (wall / cpu ms)   speed-up (wall / cpu)   target >= 10x")
+    for r in rows:
+        print(f"{r['batch_size']:9d}  {r['batched_wall_ms']:8.1f} / {r['batched_cpu_ms']:8.1f}     "
+              f"{r['loop_wall_ms']:8.1f} / {r['loop_cpu_ms']:8.1f}      {r['speedup_wall']:5.1f}x / "
+              f"{r['speedup_cpu']:5.1f}x        {'met' if r['speedup_cpu'] >= 10 else 'NOT met'}")
+    return rows
+
+
+def tradeoff(X, y, lambdas, max_iter, out):
+    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.25, stratify=y, random_state=0)
+    rows = []
+    for lam in lambdas:
+        def fitness(view, Xb, yb, lam=lam):
+            # non-differentiable: accuracy minus a price on the hidden firing rate
+            return view.score(Xb, yb) - lam * view.firing_rate(Xb)
+
+        est = EvolvedSNN(fitness=fitness, max_iter=max_iter, random_state=0)
+        t0 = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            est.fit(Xtr, ytr)
+        sim = est.simulate(Xte)
+        spikes = sum(s.sum() for s in sim["spikes"]) / len(Xte)
+        rate = float(sim["spikes"][0].mean())
+        rows.append({"lambda": lam, "test_accuracy": float(est.score(Xte, yte)), "spikes_per_sample": float(spikes),
+                     "firing_rate": rate, "generations": est.n_iter_, "fit_s": time.perf_counter() - t0})
+        print(f"  lambda {lam:5.2f}: accuracy {rows[-1]['test_accuracy']:.4f}, {spikes:7.1f} spikes/sample, "
+              f"rate {rate:.4f}", flush=True)
+    print("\nlambda   test accuracy   spikes per sample   firing rate (spikes/neuron/step)")
+    for r in rows:
+        print(f"{r['lambda']:6.2f}   {r['test_accuracy']:.4f}          {r['spikes_per_sample']:8.1f}           "
+              f"{r['firing_rate']:.4f}")
+    with open(out / "evolution_tradeoff.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    sp = [r["spikes_per_sample"] for r in rows]
+    acc = [r["test_accuracy"] for r in rows]
+    ax.plot(sp, acc, "o-")
+    for r in rows:
+        ax.annotate(f"λ={r['lambda']:g}", (r["spikes_per_sample"], r["test_accuracy"]), textcoords="offset points",
+                    xytext=(4, 4), fontsize=8)
+    ax.set_xlabel("hidden spikes per sample (test)")
+    ax.set_ylabel("test accuracy")
+    ax.set_title("EvolvedSNN on digits: accuracy - λ · firing rate")
+    ax.grid(alpha=0.3)
+    ax.margins(0.15)
+    fig.tight_layout()
+    fig.savefig(out / "evolution_tradeoff.png", dpi=120)
+    plt.close(fig)
+    return rows
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="2 folds, 100 generations, 3 lambdas")
+    ap.add_argument("--out", default="benchmarks/out", help="folder for the CSV, JSON and PNG")
+    ap.add_argument("--strategies", nargs="*", default=STRATEGIES)
+    ap.add_argument("--skip", nargs="*", default=[], choices=["cv", "speed", "tradeoff"])
+    ap.add_argument("--lambdas", nargs="*", type=float, default=None,
+                    help="firing-rate prices for the trade-off (default 0 0.25 0.5 1 2 4; quick 0 0.5 2)")
+    ap.add_argument("--generations", type=int, default=None,
+                    help="generations per trade-off fit (default 300; quick 100)")
+    args = ap.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    X, y = load_digits(return_X_y=True)
+    summary = {"quick": args.quick, "torch_threads": torch.get_num_threads()}
+    folds, max_iter = (2, 100) if args.quick else (5, None)
+    if "cv" not in args.skip:
+        print(f"== digits, {folds}-fold CV, " + ("defaults" if max_iter is None else f"max_iter={max_iter}") + " ==")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            summary["cv"] = cv_strategies(X, y, folds, max_iter, args.strategies)
+    if "speed" not in args.skip:
+        print("\n== batched population evaluation vs a loop over individuals (64 individuals) ==")
+        summary["speed"] = speed(X, y, repeats=3 if args.quick else 7)
+    if "tradeoff" not in args.skip:
+        lambdas = args.lambdas or ([0.0, 0.5, 2.0] if args.quick else [0.0, 0.25, 0.5, 1.0, 2.0, 4.0])
+        gens = args.generations or (100 if args.quick else 300)
+        print(f"\n== accuracy with a firing-rate penalty (non-differentiable fitness), {gens} generations ==")
+        summary["tradeoff"] = tradeoff(X, y, lambdas, gens, out)
+    with open(out / "evolution_summary.json", "w") as fh:
+        json.dump(summary, fh, indent=2, default=str)
+    written = ["evolution_summary.json"] + (["evolution_tradeoff.csv", "evolution_tradeoff.png"]
+                                            if "tradeoff" in summary else [])
+    print(f"\nwrote {', '.join(written)} in {out}")
+
+
+if __name__ == "__main__":
+    main()
