@@ -404,7 +404,7 @@ class GradientSNNMixin:
         if not (l1 or l2 or (band is not None and strength)):
             return None
         # hidden layers only: run() appends the output layer's spikes for a spiking readout
-        spiking_out = getattr(self, "readout", None) in ("spike_count", "first_spike")
+        spiking_out = getattr(self, "_readout", getattr(self, "readout", None)) in ("spike_count", "first_spike")
         return lambda spikes: activity_penalty(spikes[:-1] if spiking_out and len(spikes) > 1 else spikes,
                                                l1, l2, band, strength)
 

@@ -12,7 +12,7 @@ import torch
 from sklearn.base import ClassifierMixin, RegressorMixin, _fit_context
 from sklearn.utils.validation import check_is_fitted
 
-from ._core.network import SNN
+from ._core.network import READOUTS, SNN
 from .base import NETWORK_CONSTRAINTS, TRAINING_CONSTRAINTS, BaseSNN, GradientSNNMixin, SNNClassifierMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 from numbers import Real
@@ -29,7 +29,59 @@ _REG_CONSTRAINTS = {
 
 
 class _SurrogateBase(GradientSNNMixin, BaseSNN):
-    _parameter_constraints = {**NETWORK_CONSTRAINTS, **TRAINING_CONSTRAINTS, **_REG_CONSTRAINTS}
+    _parameter_constraints = {**NETWORK_CONSTRAINTS, **TRAINING_CONSTRAINTS, **_REG_CONSTRAINTS,
+                              "readout": [StrOptions(set(READOUTS) | {"auto"})]}
+
+    def __init__(self, hidden_layer_sizes=(128,), *, n_steps=10, neuron="lif", tau_mem=10.0, tau_syn=5.0,
+                 threshold=1.0, reset="subtract", surrogate="fast_sigmoid", surrogate_slope=5.0, recurrent=False,
+                 encoder="current", readout="auto", input_scaling="auto", alpha=1e-4, batch_size="auto",
+                 learning_rate_init=2e-3, solver="adam", lr_schedule="constant", max_iter=100,
+                 early_stopping=False, validation_fraction=0.1, n_iter_no_change=10, tol=1e-4,
+                 credit_assignment="bptt", bptt_window=None,
+                 spike_l1=0.0, spike_l2=0.0, target_rate=None, rate_penalty=0.0, normalization=None,
+                 learn_tau=False, learn_threshold=False, warm_start=False, device="auto", torch_num_threads=None,
+                 random_state=None, verbose=0):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.n_steps = n_steps
+        self.neuron = neuron
+        self.tau_mem = tau_mem
+        self.tau_syn = tau_syn
+        self.threshold = threshold
+        self.reset = reset
+        self.surrogate = surrogate
+        self.surrogate_slope = surrogate_slope
+        self.recurrent = recurrent
+        self.encoder = encoder
+        self.readout = readout
+        self.input_scaling = input_scaling
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate_init = learning_rate_init
+        self.solver = solver
+        self.lr_schedule = lr_schedule
+        self.max_iter = max_iter
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.credit_assignment = credit_assignment
+        self.bptt_window = bptt_window
+        self.spike_l1 = spike_l1
+        self.spike_l2 = spike_l2
+        self.target_rate = target_rate
+        self.rate_penalty = rate_penalty
+        self.normalization = normalization
+        self.learn_tau = learn_tau
+        self.learn_threshold = learn_threshold
+        self.warm_start = warm_start
+        self.device = device
+        self.torch_num_threads = torch_num_threads
+        self.random_state = random_state
+        self.verbose = verbose
+
+    @property
+    def _readout(self):
+        return self._default_readout if self.readout == "auto" else self.readout
 
     def _build_module(self, n_in, n_out, generator):
         hidden = self.hidden_layer_sizes
@@ -41,7 +93,7 @@ class _SurrogateBase(GradientSNNMixin, BaseSNN):
             if not 0 <= lo <= hi <= 1:
                 raise ValueError(f"target_rate must be (low, high) with 0 <= low <= high <= 1 spikes per step, "
                                  f"got {self.target_rate}.")
-        if self.credit_assignment == "tbptt" and self.readout == "first_spike":
+        if self.credit_assignment == "tbptt" and self._readout == "first_spike":
             raise ValueError("readout='first_spike' cannot be trained with truncated BPTT; use "
                              "credit_assignment='bptt'.")
         if self.credit_assignment == "tbptt" and self.normalization == "bntt":
@@ -49,7 +101,7 @@ class _SurrogateBase(GradientSNNMixin, BaseSNN):
                              "with credit_assignment='tbptt'; use normalization='tdbn'.")
         n_steps = self.n_steps_in_ if getattr(self, "input_ndim_", 2) == 3 else self.n_steps
         net = SNN(n_in, hidden, n_out, self._neuron_spec(), self.surrogate, self.surrogate_slope,
-                  recurrent=self.recurrent, readout=self.readout, learn_tau=self.learn_tau,
+                  recurrent=self.recurrent, readout=self._readout, learn_tau=self.learn_tau,
                   learn_threshold=self.learn_threshold, normalization=self.normalization, n_steps=n_steps,
                   generator=generator)
         if self.credit_assignment == "eprop":
@@ -107,7 +159,9 @@ _COMMON_DOC = """
         Recurrent connections within each hidden layer.
     encoder : {'current', 'rate', 'latency', 'population', 'delta'}, default='current'
         How 2D input becomes input over time ('delta' applies to 3D time series).
-    readout : {'membrane_max', 'membrane_last', 'membrane_mean', 'spike_count', 'first_spike'}
+    readout : {'auto', 'membrane_max', 'membrane_last', 'membrane_mean', 'spike_count', 'first_spike'}
+        How the output layer's activity over time becomes the prediction; 'auto' is
+        'membrane_max' for the classifier and 'membrane_mean' for the regressor.
     input_scaling : 'auto' or None, default='auto'
         'auto' standardises 2D features with training statistics (min-max to [0, 1] for spike
         encoders); None uses X as given. 3D input is never rescaled.
@@ -185,53 +239,8 @@ class SurrogateSNNClassifier(SNNClassifierMixin, ClassifierMixin, _SurrogateBase
     """
 
     _y_numeric = False
+    _default_readout = "membrane_max"
 
-    def __init__(self, hidden_layer_sizes=(128,), *, n_steps=10, neuron="lif", tau_mem=10.0, tau_syn=5.0,
-                 threshold=1.0, reset="subtract", surrogate="fast_sigmoid", surrogate_slope=5.0, recurrent=False,
-                 encoder="current", readout="membrane_max", input_scaling="auto", alpha=1e-4, batch_size="auto",
-                 learning_rate_init=2e-3, solver="adam", lr_schedule="constant", max_iter=100,
-                 early_stopping=False, validation_fraction=0.1, n_iter_no_change=10, tol=1e-4,
-                 credit_assignment="bptt", bptt_window=None,
-                 spike_l1=0.0, spike_l2=0.0, target_rate=None, rate_penalty=0.0, normalization=None,
-                 learn_tau=False, learn_threshold=False, warm_start=False, device="auto", torch_num_threads=None,
-                 random_state=None, verbose=0):
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.n_steps = n_steps
-        self.neuron = neuron
-        self.tau_mem = tau_mem
-        self.tau_syn = tau_syn
-        self.threshold = threshold
-        self.reset = reset
-        self.surrogate = surrogate
-        self.surrogate_slope = surrogate_slope
-        self.recurrent = recurrent
-        self.encoder = encoder
-        self.readout = readout
-        self.input_scaling = input_scaling
-        self.alpha = alpha
-        self.batch_size = batch_size
-        self.learning_rate_init = learning_rate_init
-        self.solver = solver
-        self.lr_schedule = lr_schedule
-        self.max_iter = max_iter
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.tol = tol
-        self.credit_assignment = credit_assignment
-        self.bptt_window = bptt_window
-        self.spike_l1 = spike_l1
-        self.spike_l2 = spike_l2
-        self.target_rate = target_rate
-        self.rate_penalty = rate_penalty
-        self.normalization = normalization
-        self.learn_tau = learn_tau
-        self.learn_threshold = learn_threshold
-        self.warm_start = warm_start
-        self.device = device
-        self.torch_num_threads = torch_num_threads
-        self.random_state = random_state
-        self.verbose = verbose
 
     # --- public API ---------------------------------------------------------------------------
     @_fit_context(prefer_skip_nested_validation=True)
@@ -290,54 +299,9 @@ class SurrogateSNNRegressor(RegressorMixin, _SurrogateBase):
     """
 
     _y_numeric = True
+    _default_readout = "membrane_mean"
     _persist_private = ("_y_1d",)
 
-    def __init__(self, hidden_layer_sizes=(128,), *, n_steps=10, neuron="lif", tau_mem=10.0, tau_syn=5.0,
-                 threshold=1.0, reset="subtract", surrogate="fast_sigmoid", surrogate_slope=5.0, recurrent=False,
-                 encoder="current", readout="membrane_mean", input_scaling="auto", alpha=1e-4, batch_size="auto",
-                 learning_rate_init=2e-3, solver="adam", lr_schedule="constant", max_iter=100,
-                 early_stopping=False, validation_fraction=0.1, n_iter_no_change=10, tol=1e-4,
-                 credit_assignment="bptt", bptt_window=None,
-                 spike_l1=0.0, spike_l2=0.0, target_rate=None, rate_penalty=0.0, normalization=None,
-                 learn_tau=False, learn_threshold=False, warm_start=False, device="auto", torch_num_threads=None,
-                 random_state=None, verbose=0):
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.n_steps = n_steps
-        self.neuron = neuron
-        self.tau_mem = tau_mem
-        self.tau_syn = tau_syn
-        self.threshold = threshold
-        self.reset = reset
-        self.surrogate = surrogate
-        self.surrogate_slope = surrogate_slope
-        self.recurrent = recurrent
-        self.encoder = encoder
-        self.readout = readout
-        self.input_scaling = input_scaling
-        self.alpha = alpha
-        self.batch_size = batch_size
-        self.learning_rate_init = learning_rate_init
-        self.solver = solver
-        self.lr_schedule = lr_schedule
-        self.max_iter = max_iter
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.tol = tol
-        self.credit_assignment = credit_assignment
-        self.bptt_window = bptt_window
-        self.spike_l1 = spike_l1
-        self.spike_l2 = spike_l2
-        self.target_rate = target_rate
-        self.rate_penalty = rate_penalty
-        self.normalization = normalization
-        self.learn_tau = learn_tau
-        self.learn_threshold = learn_threshold
-        self.warm_start = warm_start
-        self.device = device
-        self.torch_num_threads = torch_num_threads
-        self.random_state = random_state
-        self.verbose = verbose
 
     def _prepare_targets(self, y, reset, classes=None):
         y = np.asarray(y, dtype=np.float64)

@@ -33,6 +33,7 @@ chosen per call (``backend='auto'``); ``SKLEARN_SNN_NUMBA=0`` disables the compi
 from __future__ import annotations
 
 import os as _os
+import sys as _sys
 import threading as _threading
 import types as _types
 
@@ -248,142 +249,232 @@ def _surrogate_consts(code, k):
     return 0.0, 0.0
 
 
-def _nb_surrogate(code, x, k, c1, c2, one, zero):
-    if code == 0:
-        r = one / (one + k * abs(x))
-        return r * r
-    if code == 1:
-        s = one / (one + np.exp(-(k * x)))
-        return k * s * (one - s)
-    if code == 2:
-        y = c2 * x
-        return c1 / (one + y * y)
-    if code == 3:
-        y = one - k * abs(x)
-        return k * (y if y > zero else zero)
-    if code == 4:
-        y = k * x
-        return c1 * np.exp(-(c2 * (y * y)))
-    if code == 5:
-        return c1 * np.exp(-(k * abs(x)))
-    return one
+_FWD_TEMPLATE = '''
+import numpy as np
+import numba
+from numba import prange
+
+REC, CUBA, ALIF, SUBTRACT = {rec}, {cuba}, {alif}, {subtract}
 
 
-def _nb_forward(x, wrec, beta, alpha, thr, v0, syn0, a0, s0, flags, fpar, U, S, A, vT, synT, aT, sT):
+@numba.njit(cache=True, nogil=True{par})
+def forward(x, wrec, beta, alpha, thr, fpar, U, S, A, v, syn, a, sp, nchunks):
+    # v, syn, a, sp: (B, H) state, initial on entry, final on exit. The batch is split into
+    # nchunks blocks (one per thread); each walks time in the outer loop so memory streams.
     T, B, H = x.shape
-    rec, cuba, alif, subtract = flags[0] != 0, flags[1] != 0, flags[2] != 0, flags[3] != 0
     adapt, rho, one, zero = fpar[0], fpar[1], fpar[2], fpar[3]
-    for b in prange(B):
-        v = v0[b].copy()
-        syn = syn0[b].copy()
-        a = a0[b].copy()
-        sp = s0[b].copy()
+    step = (B + nchunks - 1) // nchunks
+    for c in {loop}(nchunks):
         r = np.zeros(H, dtype=x.dtype)
         for t in range(T):
-            if rec:
-                r[:] = zero
-                for j in range(H):
-                    w = sp[j]
-                    if w != zero:
-                        for h in range(H):
-                            r[h] += w * wrec[j, h]
-            for h in range(H):
-                xt = x[t, b, h]
-                if rec:
-                    xt = r[h] + xt
-                if cuba:
-                    xt = alpha[h] * syn[h] + xt
-                    syn[h] = xt
-                u = beta[h] * v[h] + xt
-                U[t, b, h] = u
-                th = thr[h]
-                if alif:
-                    A[t, b, h] = a[h]
-                    th = thr[h] + adapt * a[h]
-                s = one if u >= th else zero
-                S[t, b, h] = s
-                if subtract:
-                    v[h] = u - thr[h] * s
-                else:
-                    v[h] = u * (one - s)
-                if alif:
-                    a[h] = rho * a[h] + s
-                sp[h] = s
-        vT[b] = v
-        synT[b] = syn
-        aT[b] = a
-        sT[b] = sp
+            for b in range(c * step, min(B, (c + 1) * step)):
+                vb, synb, ab, spb = v[b], syn[b], a[b], sp[b]
+                xr, ur, sr = x[t, b], U[t, b], S[t, b]
+                if REC:
+                    r[:] = zero
+                    for j in range(H):
+                        w = spb[j]
+                        if w != zero:
+                            row = wrec[j]
+                            for h in range(H):
+                                r[h] += w * row[h]
+                if ALIF:
+                    ar = A[t, b]
+                for h in range(H):
+                    xt = xr[h]
+                    if REC:
+                        xt = r[h] + xt
+                    if CUBA:
+                        xt = alpha[h] * synb[h] + xt
+                        synb[h] = xt
+                    u = beta[h] * vb[h] + xt
+                    ur[h] = u
+                    if ALIF:
+                        ar[h] = ab[h]
+                        s = one if u >= thr[h] + adapt * ab[h] else zero
+                    else:
+                        s = one if u >= thr[h] else zero
+                    sr[h] = s
+                    if SUBTRACT:
+                        vb[h] = u - thr[h] * s
+                    else:
+                        vb[h] = u * (one - s)
+                    if ALIF:
+                        ab[h] = rho * ab[h] + s
+                    spb[h] = s
+'''
+
+_SURR_SRC = {
+    -1: "sg = sgr[h]",
+    0: "q = one / (one + k * abs(d))\n{ind}sg = q * q",
+    1: "q = one / (one + np.exp(-(k * d)))\n{ind}sg = k * q * (one - q)",
+    2: "q = c2 * d\n{ind}sg = c1 / (one + q * q)",
+    3: "q = one - k * abs(d)\n{ind}sg = k * (q if q > zero else zero)",
+    4: "q = k * d\n{ind}sg = c1 * np.exp(-(c2 * (q * q)))",
+    5: "sg = c1 * np.exp(-(k * abs(d)))",
+    6: "sg = one",
+}
+
+_BWD_TEMPLATE = '''
+import numpy as np
+import numba
+from numba import prange
+
+REC, CUBA, ALIF, SUBTRACT, DETACH = {rec}, {cuba}, {alif}, {subtract}, {detach}
+NEED_GU, NEED_GS, HAS_GS = {need_gu}, {need_gs}, {has_gs}
 
 
-def _nb_backward_lane(t, b, H, gS, U, S, A, SG, beta, alpha, thr, rt, gu, ga, gsyn, GX, GU, GS,
-                      flags, fpar):
-    cuba, alif, subtract, detach = flags[1] != 0, flags[2] != 0, flags[3] != 0, flags[4] != 0
-    code, need_gu, need_gs, has_gs, rec = flags[5], flags[6] != 0, flags[7] != 0, flags[8] != 0, flags[0] != 0
+@numba.njit(cache=True, nogil=True, inline="always")
+def lane(t, b, H, gS, U, S, A, SG, beta, alpha, thr, rt, gu, ga, gsyn, GX, GU, GS, fpar):
     adapt, rho, one, zero, k, c1, c2 = fpar[0], fpar[1], fpar[2], fpar[3], fpar[4], fpar[5], fpar[6]
+    ur, gxr = U[t, b], GX[t, b]
+    if HAS_GS:
+        gsr = gS[t, b]
+    if REC:
+        rtr = rt[b]
+    if ALIF:
+        ar = A[t, b]
+    if not SUBTRACT:
+        sr = S[t, b]
+    if NEED_GS:
+        gso = GS[t, b]
+    if NEED_GU:
+        guo = GU[t, b]
+    if {code} < 0:
+        sgr = SG[t, b]
     for h in range(H):
         gv = gu[h] * beta[h]
-        G = gS[t, b, h] if has_gs else zero
-        if rec:
-            G = G + rt[b, h]
-        if alif:
+        if HAS_GS:
+            G = gsr[h]
+        else:
+            G = zero
+        if REC:
+            G = G + rtr[h]
+        if ALIF:
             G = G + ga[h]
-        u = U[t, b, h]
-        if detach:
+        u = ur[h]
+        if DETACH:
             gs = G
-        elif subtract:
+        elif SUBTRACT:
             gs = G + gv * (-thr[h])
         else:
             gs = G + gv * (-u)
-        if need_gs:
-            GS[t, b, h] = gs
-        if code < 0:
-            sg = SG[t, b, h]
+        if NEED_GS:
+            gso[h] = gs
+        if ALIF:
+            d = u - (ar[h] * adapt + thr[h])
         else:
-            th = thr[h]
-            if alif:
-                th = A[t, b, h] * adapt + thr[h]
-            sg = _nb_surrogate(code, u - th, k, c1, c2, one, zero)
+            d = u - thr[h]
+        {surrogate}
         gsg = gs * sg
-        if subtract:
+        if SUBTRACT:
             g = gsg + gv
         else:
-            g = gsg + gv * (one - S[t, b, h])
+            g = gsg + gv * (one - sr[h])
         gu[h] = g
-        if need_gu:
-            GU[t, b, h] = g
-        if alif:
+        if NEED_GU:
+            guo[h] = g
+        if ALIF:
             ga[h] = ga[h] * rho - adapt * gsg
-        if cuba:
+        if CUBA:
             g = g + alpha[h] * gsyn[h]
             gsyn[h] = g
-        GX[t, b, h] = g
+        gxr[h] = g
 
 
-def _nb_backward_ff(gS, U, S, A, SG, beta, alpha, thr, flags, fpar, GX, GU, GS):
+@numba.njit(cache=True, nogil=True{par})
+def backward_ff(gS, U, S, A, SG, beta, alpha, thr, fpar, GX, GU, GS, nchunks):
     T, B, H = U.shape
-    for b in prange(B):
-        gu = np.zeros(H, dtype=U.dtype)
-        ga = np.zeros(H, dtype=U.dtype)
-        gsyn = np.zeros(H, dtype=U.dtype)
-        rt = np.zeros((1, 1), dtype=U.dtype)
+    gu = np.zeros((B, H), dtype=U.dtype)
+    ga = np.zeros((B, H), dtype=U.dtype)
+    gsyn = np.zeros((B, H), dtype=U.dtype)
+    rt = np.zeros((1, 1), dtype=U.dtype)
+    step = (B + nchunks - 1) // nchunks
+    for c in {loop}(nchunks):
         for t in range(T - 1, -1, -1):
-            _nb_backward_lane(t, b, H, gS, U, S, A, SG, beta, alpha, thr, rt, gu, ga, gsyn,
-                              GX, GU, GS, flags, fpar)
+            for b in range(c * step, min(B, (c + 1) * step)):
+                lane(t, b, H, gS, U, S, A, SG, beta, alpha, thr, rt, gu[b], ga[b], gsyn[b], GX, GU, GS, fpar)
 
 
-def _nb_backward_rec(gS, U, S, A, SG, wT, beta, alpha, thr, flags, fpar, GX, GU, GS):
+@numba.njit(cache=True, nogil=True{par})
+def backward_rec(gS, U, S, A, SG, wT, beta, alpha, thr, fpar, GX, GU, GS, nchunks):
     T, B, H = U.shape
-    cuba = flags[1] != 0
     gu = np.zeros((B, H), dtype=U.dtype)
     ga = np.zeros((B, H), dtype=U.dtype)
     gsyn = np.zeros((B, H), dtype=U.dtype)
     rt = np.zeros((B, H), dtype=U.dtype)
     for t in range(T - 1, -1, -1):
         if t < T - 1:
-            np.dot(gsyn if cuba else gu, wT, rt)
-        for b in prange(B):
-            _nb_backward_lane(t, b, H, gS, U, S, A, SG, beta, alpha, thr, rt, gu[b], ga[b], gsyn[b],
-                              GX, GU, GS, flags, fpar)
+            if CUBA:
+                np.dot(gsyn, wT, rt)
+            else:
+                np.dot(gu, wT, rt)
+        # serial per step: a parallel region per time step costs more than the (B, H) work in it
+        for b in range(B):
+            lane(t, b, H, gS, U, S, A, SG, beta, alpha, thr, rt, gu[b], ga[b], gsyn[b], GX, GU, GS, fpar)
+'''
+
+
+def _cache_dir():
+    d = _os.environ.get("SKLEARN_SNN_KERNEL_CACHE")
+    if not d:
+        base = _os.environ.get("XDG_CACHE_HOME") or _os.path.join(_os.path.expanduser("~"), ".cache")
+        d = _os.path.join(base, "sklearn_snn", "kernels")
+    try:
+        _os.makedirs(d, exist_ok=True)
+        if not _os.access(d, _os.W_OK):
+            raise OSError
+    except OSError:
+        import tempfile
+
+        d = _os.path.join(tempfile.gettempdir(), f"sklearn_snn_kernels_{_os.getuid() if hasattr(_os, 'getuid') else 0}")
+        _os.makedirs(d, exist_ok=True)
+    return d
+
+
+_MODULES = {}
+_MODULE_LOCK = _threading.Lock()
+
+
+def _specialised(kind, **flags):
+    """The module of kernels compiled for these flags (constants, so dead branches vanish).
+
+    Each flag combination is rendered from a template into a small source file in a cache
+    directory (``SKLEARN_SNN_KERNEL_CACHE``, default ``~/.cache/sklearn_snn/kernels``) and imported
+    from there, so numba's on-disk cache keeps the machine code between processes.
+    """
+    import hashlib
+    import importlib.util
+
+    key = (kind,) + tuple(sorted(flags.items()))
+    mod = _MODULES.get(key)
+    if mod is not None:
+        return mod
+    with _MODULE_LOCK:
+        mod = _MODULES.get(key)
+        if mod is not None:
+            return mod
+        parallel = flags.pop("parallel")
+        fmt = dict(flags, par=", parallel=True" if parallel else "", loop="prange" if parallel else "range")
+        if kind == "fwd":
+            src = _FWD_TEMPLATE.format(**fmt)
+        else:
+            fmt["surrogate"] = _SURR_SRC[fmt["code"]].format(ind=" " * 8)
+            src = _BWD_TEMPLATE.format(**fmt)
+        digest = hashlib.sha1(src.encode()).hexdigest()[:16]
+        name = f"snn_{kind}_{digest}"
+        path = _os.path.join(_cache_dir(), name + ".py")
+        if not _os.path.exists(path):
+            tmp = f"{path}.{_os.getpid()}.tmp"
+            with open(tmp, "w") as f:
+                f.write(src)
+            _os.replace(tmp, path)
+        spec = importlib.util.spec_from_file_location(name, path)
+        mod = importlib.util.module_from_spec(spec)
+        _sys.modules[name] = mod      # numba's cache pickles functions by module name
+        spec.loader.exec_module(mod)
+        _MODULES[key] = mod
+        return mod
 
 
 def _nb_leaky(x, beta, V, reverse):
@@ -412,27 +503,33 @@ def _nb_sparse_project(x, wT, bias, indptr, indices, values, out):
     N, F = x.shape
     H = wT.shape[1]
     for n in prange(N):
-        p = indptr[n]
-        for h in range(H):
-            out[n, h] = bias[h]
+        p0 = indptr[n]
+        p = p0
         for f in range(F):
             val = x[n, f]
             if val != 0:
                 indices[p] = f
                 values[p] = val
                 p += 1
-                for h in range(H):
-                    out[n, h] += val * wT[f, h]
+        o = out[n]
+        for h in range(H):
+            o[h] = bias[h]
+        for q in range(p0, p):
+            row = wT[indices[q]]
+            val = values[q]
+            for h in range(H):
+                o[h] += val * row[h]
 
 
 def _nb_sparse_wgrad(indptr, indices, values, G, gwT, h0, h1):
     N = G.shape[0]
     for n in range(N):
+        g = G[n, h0:h1]
         for p in range(indptr[n], indptr[n + 1]):
-            f = indices[p]
+            row = gwT[indices[p], h0:h1]
             val = values[p]
-            for h in range(h0, h1):
-                gwT[f, h] += val * G[n, h]
+            for h in range(h1 - h0):
+                row[h] += val * g[h]
 
 
 def _nb_sparse_wgrad_par(indptr, indices, values, G, gwT, nchunks):
@@ -460,15 +557,9 @@ def _numba_kernels():
             np, prange = numpy, numba.prange
             opts = dict(cache=True, nogil=True)
             g = globals()
-            surr = numba.njit(inline="always", **opts)(_nb_surrogate)
-            g["_nb_surrogate"] = surr
-            lane = numba.njit(**opts)(_nb_backward_lane)
-            g["_nb_backward_lane"] = lane
-            wg = numba.njit(**opts)(_nb_sparse_wgrad)
-            g["_nb_sparse_wgrad"] = wg
+            g["_nb_sparse_wgrad"] = numba.njit(**opts)(_nb_sparse_wgrad)
             par = dict(opts, parallel=True)
-            fns = dict(forward=_nb_forward, backward_ff=_nb_backward_ff, backward_rec=_nb_backward_rec,
-                       leaky=_nb_leaky, sparse_count=_nb_sparse_count, sparse_project=_nb_sparse_project,
+            fns = dict(leaky=_nb_leaky, sparse_count=_nb_sparse_count, sparse_project=_nb_sparse_project,
                        sparse_wgrad=_nb_sparse_wgrad_par)
             # parallel kernels for the main thread; serial ones (compiled only if used) for calls
             # from other threads, so no threading layer ever sees nested or concurrent launches
@@ -483,7 +574,9 @@ def _numba_kernels():
 
 
 def _kernels():
-    """The compiled kernels to use from this thread, with numba's thread count set to torch's."""
+    """The compiled kernels to use from this thread, numba's thread count set to torch's, and
+    whether they run in parallel (only from the main thread, so no threading layer ever sees
+    nested or concurrent launches)."""
     nb = _numba_kernels()
     n = max(1, min(torch.get_num_threads(), nb.numba.config.NUMBA_NUM_THREADS))
     if n == 1 or _threading.current_thread() is not _threading.main_thread():
@@ -519,7 +612,7 @@ def _compiled_ok(x, w_rec, params):
 class _ScanCompiled(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, w_rec, beta, alpha, thr, v0, syn0, a0, s0, spec, deriv, slope):
-        nb, _ = _kernels()
+        _, n = _kernels()
         T, B, H = x.shape
         cuba, alif, rec = spec.uses_synapse, spec.adaptive, w_rec is not None
         bt, at, tt = (_per_neuron(p, H, x) for p in (beta, alpha, thr))
@@ -527,12 +620,12 @@ class _ScanCompiled(torch.autograd.Function):
         U = torch.empty_like(xc)
         S = torch.empty_like(xc)
         A = torch.empty_like(xc) if alif else xc.new_empty((1, 1, 1))
-        fin = [torch.empty((B, H), dtype=x.dtype) for _ in range(4)]
+        fin = [s.detach().to(x.dtype, copy=True).contiguous() for s in (v0, syn0, a0, s0)]
         wr = w_rec.detach().contiguous() if rec else xc.new_zeros((1, 1))
-        flags = _flags(spec, rec)
         fpar = _fpar(spec, x.dtype, slope, -1)
-        nb.forward(_np(xc), _np(wr), _np(bt), _np(at), _np(tt), *(_np(s.contiguous()) for s in (v0, syn0, a0, s0)),
-                   flags, fpar, _np(U), _np(S), _np(A), *(_np(f) for f in fin))
+        mod = _specialised("fwd", rec=rec, cuba=cuba, alif=alif, subtract=spec.reset == "subtract", parallel=n > 1)
+        mod.forward(_np(xc), _np(wr), _np(bt), _np(at), _np(tt), fpar, _np(U), _np(S), _np(A),
+                    *(_np(f) for f in fin), min(n, B))
         ctx.spec, ctx.deriv, ctx.slope = spec, deriv, slope
         ctx.params = (beta, alpha, thr)
         ctx.save_for_backward(w_rec, U, S, A if alif else None, v0, syn0, a0, s0)
@@ -542,7 +635,7 @@ class _ScanCompiled(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, gS, gU, *g_final):
-        nb, _ = _kernels()
+        _, n = _kernels()
         w_rec, U, S, A, v0, syn0, a0, s0 = ctx.saved_tensors
         spec, deriv, slope = ctx.spec, ctx.deriv, ctx.slope
         beta, alpha, thr = ctx.params
@@ -566,22 +659,23 @@ class _ScanCompiled(torch.autograd.Function):
         has_gs = gS is not None
         gSc = gS.contiguous() if has_gs else U.new_zeros((1, 1, 1))
         Ac = A if alif else U.new_zeros((1, 1, 1))
-        flags = _flags(spec, rec, code, need_gu, need_gs, has_gs)
         fpar = _fpar(spec, U.dtype, slope, code)
+        mod = _specialised("bwd", rec=rec, cuba=cuba, alif=alif, subtract=subtract, detach=spec.detach_reset,
+                           code=code, need_gu=need_gu, need_gs=need_gs, has_gs=has_gs, parallel=n > 1)
         if rec:
             wT = w_rec.detach().t().contiguous()
-            nb.backward_rec(_np(gSc), _np(U), _np(S), _np(Ac), _np(SG), _np(wT), _np(bt), _np(at), _np(tt),
-                            flags, fpar, _np(GX), _np(GU), _np(GS))
+            mod.backward_rec(_np(gSc), _np(U), _np(S), _np(Ac), _np(SG), _np(wT), _np(bt), _np(at), _np(tt),
+                             fpar, _np(GX), _np(GU), _np(GS), min(n, B))
         else:
-            nb.backward_ff(_np(gSc), _np(U), _np(S), _np(Ac), _np(SG), _np(bt), _np(at), _np(tt),
-                           flags, fpar, _np(GX), _np(GU), _np(GS))
+            mod.backward_ff(_np(gSc), _np(U), _np(S), _np(Ac), _np(SG), _np(bt), _np(at), _np(tt),
+                            fpar, _np(GX), _np(GU), _np(GS), min(n, B))
         if not cuba:
             GU = GX
         grads = [None] * 12
         grads[0] = GX if ctx.needs_input_grad[0] else None
         if rec and ctx.needs_input_grad[1]:
-            S_prev = torch.cat([s0.unsqueeze(0), S[:-1]], 0)
-            grads[1] = S_prev.reshape(T * B, H).t() @ GX.reshape(T * B, H)
+            S_prev = torch.cat([s0.unsqueeze(0), S[:-1]], 0).reshape(T * B, H)
+            grads[1] = _sparse_t_matmul(S_prev, GX.reshape(T * B, H))
         if need_params:
             V = U - thr * S if subtract else U * (1.0 - S)
             V_prev = torch.cat([v0.unsqueeze(0), V[:-1]], 0)
@@ -598,13 +692,6 @@ class _ScanCompiled(torch.autograd.Function):
                     gthr = gthr - GV * S
                 grads[4] = _reduce_to(gthr.sum((0, 1)), thr)
         return tuple(grads)
-
-
-def _flags(spec, rec, code=0, need_gu=False, need_gs=False, has_gs=True):
-    import numpy
-
-    return numpy.array([rec, spec.uses_synapse, spec.adaptive, spec.reset == "subtract", spec.detach_reset,
-                        code, need_gu, need_gs, has_gs], dtype=numpy.int64)
 
 
 def _fpar(spec, dtype, slope, code):
@@ -693,6 +780,32 @@ class _SparseLinear(torch.autograd.Function):
         if ctx.has_bias and ctx.needs_input_grad[2]:
             gb = G.sum(0)
         return gx, gw, gb, None
+
+
+def _sparse_t_matmul(xs, G):
+    """``xs.T @ G`` for a (N, F) CPU ``xs`` that is mostly zeros (spikes), e.g. the recurrent weight
+    gradient ``S_prev.T @ GX``: only the nonzero rows of ``G`` are added up. Dense matmul otherwise."""
+    nb = _numba_kernels()
+    if nb is None or xs.dtype not in (torch.float32, torch.float64) or G.dtype != xs.dtype:
+        return xs.t() @ G
+    nb, n = _kernels()
+    xs, G = xs.contiguous(), G.contiguous()
+    N, F = xs.shape
+    counts = torch.empty(N, dtype=torch.int64)
+    nb.sparse_count(_np(xs), _np(counts))
+    if int(counts.sum()) > SPARSE_DENSITY * xs.numel():
+        return xs.t() @ G
+    indptr = torch.zeros(N + 1, dtype=torch.int64)
+    torch.cumsum(counts, 0, out=indptr[1:])
+    nnz = int(indptr[-1])
+    indices = torch.empty(nnz, dtype=torch.int64)
+    values = torch.empty(nnz, dtype=xs.dtype)
+    # the projection kernel with an empty weight only builds the CSR form
+    nb.sparse_project(_np(xs), _np(xs.new_zeros((F, 0))), _np(xs.new_zeros(0)), _np(indptr), _np(indices),
+                      _np(values), _np(xs.new_empty((N, 0))))
+    out = torch.zeros((F, G.shape[1]), dtype=G.dtype)
+    nb.sparse_wgrad(_np(indptr), _np(indices), _np(values), _np(G), _np(out), n)
+    return out
 
 
 def sparse_linear(x, weight, bias=None, max_density=None):

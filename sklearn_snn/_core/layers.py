@@ -123,11 +123,18 @@ class SpikingLinear(nn.Module):
         return beta, alpha, thr
 
     def project(self, x):
-        """Synaptic current for all steps: one matmul (once only for a static input)."""
+        """Synaptic current for all steps: one matmul (once only for a static input).
+
+        A mostly-zero input (spike trains: encoded data or a previous layer's spikes) takes the
+        sparse path of :func:`~sklearn_snn._core.kernels.sparse_linear` on CPU, which touches only
+        the nonzero entries in the forward pass and in the weight gradient.
+        """
+        from .kernels import sparse_linear
+
         if is_static(x):
             cur = nn.functional.linear(x[0], self.weight, self.bias)
             return cur.unsqueeze(0).expand(x.shape[0], *cur.shape)
-        return nn.functional.linear(x, self.weight, self.bias)
+        return sparse_linear(x, self.weight, self.bias)
 
     def forward(self, x, state=None):
         cur = self.project(x)
