@@ -35,7 +35,7 @@ class _SurrogateBase(GradientSNNMixin, BaseSNN):
     def __init__(self, hidden_layer_sizes=(128,), *, n_steps=10, neuron="lif", tau_mem=10.0, tau_syn=5.0,
                  threshold=1.0, reset="subtract", surrogate="fast_sigmoid", surrogate_slope=5.0, recurrent=False,
                  encoder="current", readout="auto", input_scaling="auto", alpha=1e-4, batch_size="auto",
-                 learning_rate_init=2e-3, solver="adam", lr_schedule="constant", max_iter=100,
+                 learning_rate_init=2e-3, solver="adam", lr_schedule="constant", max_iter=50,
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=10, tol=1e-4,
                  credit_assignment="bptt", bptt_window=None,
                  spike_l1=0.0, spike_l2=0.0, target_rate=None, rate_penalty=0.0, normalization=None,
@@ -173,7 +173,7 @@ _COMMON_DOC = """
     solver : {'adam', 'adamw', 'sgd', 'adam-hd', 'sgd-hd'}, default='adam'
         '-hd' variants adapt the learning rate by hypergradient descent.
     lr_schedule : {'constant', 'cosine', 'plateau'}, default='constant'
-    max_iter : int, default=100
+    max_iter : int, default=50
         Maximum number of epochs.
     early_stopping, validation_fraction, n_iter_no_change, tol :
         As in :class:`~sklearn.neural_network.MLPClassifier`.
