@@ -19,6 +19,7 @@ import torch
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
+from sklearn.utils._available_if import available_if
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_array, check_is_fitted, validate_data
@@ -317,6 +318,7 @@ class BaseSNN(BaseEstimator):
             raise ValueError(f"This model keeps per-step batch-norm statistics for {self.n_steps_in_} steps; "
                              f"got X with {X.shape[1]} steps. Pass sequences of the fitted length.")
 
+    @available_if(lambda self: not hasattr(self, "module_") or hasattr(self.module_, "run"))
     def simulate(self, X):
         """Run the fitted network on X and return its activity as numpy arrays.
 
