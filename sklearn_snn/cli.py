@@ -32,12 +32,15 @@ def _snn_models(quick):
             return
         models.append((name, lambda: klass(**kw), kinds))
 
-    add("SurrogateSNN", "surrogate", "SurrogateSNNClassifier", {"2d", "3d", "yinyang"}, max_iter=e, random_state=0)
-    add("SurrogateSNN-recurrent", "surrogate", "SurrogateSNNClassifier", {"3d"}, max_iter=e, recurrent=True,
-        random_state=0)
-    add("EventProp", "eventprop", "EventPropClassifier", {"yinyang"}, max_iter=5 if quick else 20, random_state=0)
+    add("SurrogateSNN", "surrogate", "SurrogateSNNClassifier", {"2d", "yinyang"}, max_iter=e, random_state=0)
+    # spike-timing input: a current-based synapse integrates the input spikes (see doc/benchmarks.rst)
+    add("SurrogateSNN-cuba", "surrogate", "SurrogateSNNClassifier", {"3d"}, max_iter=e, neuron="cuba",
+        tau_syn=10.0, random_state=0)
+    add("SurrogateSNN-recurrent", "surrogate", "SurrogateSNNClassifier", {"3d"}, max_iter=e, neuron="cuba",
+        tau_syn=10.0, recurrent=True, random_state=0)
+    add("EventProp", "eventprop", "EventPropClassifier", {"yinyang"}, max_iter=5 if quick else 10, random_state=0)
     add("ConvertedSNN", "conversion", "ConvertedSNN", {"2d"}, random_state=0)
-    add("EvolvedSNN", "evolution", "EvolvedSNN", {"2d"}, **({"max_iter": 20} if quick else {}), random_state=0)
+    add("EvolvedSNN", "evolution", "EvolvedSNN", {"2d"}, max_iter=20 if quick else 150, random_state=0)
     try:
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import make_pipeline
