@@ -396,6 +396,7 @@ class GradientSNNMixin:
             n_iter_no_change=self.n_iter_no_change,
             tol=self.tol,
             verbose=int(self.verbose),
+            grad_clip=getattr(self, "grad_clip", None),
         )
 
     def _regulariser(self):

@@ -37,7 +37,7 @@ def _snn_models(quick):
     add("SurrogateSNN-cuba", "surrogate", "SurrogateSNNClassifier", {"3d"}, max_iter=e, neuron="cuba",
         tau_syn=10.0, random_state=0)
     add("SurrogateSNN-recurrent", "surrogate", "SurrogateSNNClassifier", {"3d"}, max_iter=e, neuron="cuba",
-        tau_syn=10.0, recurrent=True, random_state=0)
+        tau_syn=10.0, recurrent=True, grad_clip=1.0, random_state=0)
     add("EventProp", "eventprop", "EventPropClassifier", {"yinyang"}, max_iter=5 if quick else 10, random_state=0)
     add("ConvertedSNN", "conversion", "ConvertedSNN", {"2d"}, random_state=0)
     add("EvolvedSNN", "evolution", "EvolvedSNN", {"2d"}, max_iter=20 if quick else 150, random_state=0)

@@ -23,6 +23,7 @@ _REG_CONSTRAINTS = {
     "target_rate": [tuple, list, None],
     "rate_penalty": [Interval(Real, 0, None, closed="left")],
     "normalization": [StrOptions({"bntt", "tdbn"}), None],
+    "grad_clip": [Interval(Real, 0, None, closed="neither"), None],
     "learn_tau": ["boolean"],
     "learn_threshold": ["boolean"],
 }
@@ -37,7 +38,7 @@ class _SurrogateBase(GradientSNNMixin, BaseSNN):
                  encoder="current", readout="auto", input_scaling="auto", alpha=1e-4, batch_size="auto",
                  learning_rate_init=2e-3, solver="adam", lr_schedule="constant", max_iter=50,
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=10, tol=1e-4,
-                 credit_assignment="bptt", bptt_window=None,
+                 credit_assignment="bptt", bptt_window=None, grad_clip=None,
                  spike_l1=0.0, spike_l2=0.0, target_rate=None, rate_penalty=0.0, normalization=None,
                  learn_tau=False, learn_threshold=False, warm_start=False, device="auto", torch_num_threads=None,
                  random_state=None, verbose=0):
@@ -66,6 +67,7 @@ class _SurrogateBase(GradientSNNMixin, BaseSNN):
         self.tol = tol
         self.credit_assignment = credit_assignment
         self.bptt_window = bptt_window
+        self.grad_clip = grad_clip
         self.spike_l1 = spike_l1
         self.spike_l2 = spike_l2
         self.target_rate = target_rate
@@ -184,6 +186,9 @@ _COMMON_DOC = """
         (memory independent of the input length; :mod:`sklearn_snn._core.eprop`).
     bptt_window : int or None, default=None
         Window length for ``credit_assignment='tbptt'`` (None: 32 steps).
+    grad_clip : float or None, default=None
+        Clip the global gradient norm to this value before each step (recommended for recurrent
+        networks, whose BPTT gradients through the recurrent weights can explode).
     spike_l1, spike_l2 : float, default=0.0
         Penalties on hidden spike counts.
     target_rate : (float, float) or None, default=None

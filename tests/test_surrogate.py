@@ -164,6 +164,7 @@ def test_bad_input_errors(digits):
 
 @pytest.mark.parametrize("kw", [
     dict(neuron="cuba"), dict(neuron="alif"), dict(neuron="if", reset="zero"), dict(recurrent=True),
+    dict(recurrent=True, grad_clip=0.5),
     dict(readout="spike_count"), dict(readout="first_spike"), dict(readout="membrane_last"),
     dict(encoder="rate"), dict(encoder="latency", n_steps=12, threshold=0.3), dict(encoder="population"),
     dict(surrogate="arctan"), dict(credit_assignment="tbptt", bptt_window=3, n_steps=8), dict(credit_assignment="eprop"), dict(normalization="bntt"),
