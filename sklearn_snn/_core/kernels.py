@@ -188,26 +188,38 @@ class _ScanTorch(torch.autograd.Function):
         if rec and ctx.needs_input_grad[1]:
             S_prev = torch.cat([s0.unsqueeze(0), S[:-1]], 0)
             grads[1] = S_prev.reshape(T * B, H).t() @ GX.reshape(T * B, H)
-        # post-reset membrane v_t, needed for the decay and synapse gradients
         if any(ctx.needs_input_grad[2:5]):
-            V = U - thr * S if subtract else U * (1.0 - S)
-            V_prev = torch.cat([v0.unsqueeze(0), V[:-1]], 0)
-            if ctx.needs_input_grad[2]:
-                grads[2] = _reduce_to((GU * V_prev).sum((0, 1)), beta)
-            if cuba and ctx.needs_input_grad[3]:
-                SYN = U - beta * V_prev
-                SYN_prev = torch.cat([syn0.unsqueeze(0), SYN[:-1]], 0)
-                grads[3] = _reduce_to((GX * SYN_prev).sum((0, 1)), alpha)
-            if ctx.needs_input_grad[4]:
-                if GS is None:
-                    GV = torch.cat([GU[1:] * beta, torch.zeros_like(U[:1])], 0)
-                    GS = gS if dr else gS + GV * r
-                gthr = -(GS * SG)
-                if subtract:
-                    GV = torch.cat([GU[1:] * beta, torch.zeros_like(U[:1])], 0)
-                    gthr = gthr - GV * S
-                grads[4] = _reduce_to(gthr.sum((0, 1)), thr)
+            if GS is None and ctx.needs_input_grad[4]:
+                GV = torch.cat([GU[1:] * beta, torch.zeros_like(U[:1])], 0)
+                GS = gS if dr else gS + GV * r
+            grads[2:5] = _param_grads(ctx.needs_input_grad, U, S, GU, GX, GS, SG, v0, syn0,
+                                      beta, alpha, thr, cuba, subtract)
         return tuple(grads)
+
+
+def _param_grads(needs, U, S, GU, GX, GS, SG, v0, syn0, beta, alpha, thr, cuba, subtract):
+    """Gradients of the decays and the threshold from the stored trajectory (both backends).
+
+    ``GU``/``GX`` are the adjoints of the pre-reset membrane and of the input current, ``GS`` the
+    total gradient reaching the spikes and ``SG`` the surrogate derivative, all (T, B, H).
+    """
+    gbeta = galpha = gthr = None
+    # post-reset membrane v_t, needed for the decay and synapse gradients
+    V = U - thr * S if subtract else U * (1.0 - S)
+    V_prev = torch.cat([v0.unsqueeze(0), V[:-1]], 0)
+    if needs[2]:
+        gbeta = _reduce_to((GU * V_prev).sum((0, 1)), beta)
+    if cuba and needs[3]:
+        SYN = U - beta * V_prev
+        SYN_prev = torch.cat([syn0.unsqueeze(0), SYN[:-1]], 0)
+        galpha = _reduce_to((GX * SYN_prev).sum((0, 1)), alpha)
+    if needs[4]:
+        g = -(GS * SG)
+        if subtract:
+            GV = torch.cat([GU[1:] * beta, torch.zeros_like(U[:1])], 0)
+            g = g - GV * S
+        gthr = _reduce_to(g.sum((0, 1)), thr)
+    return [gbeta, galpha, gthr]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -677,20 +689,8 @@ class _ScanCompiled(torch.autograd.Function):
             S_prev = torch.cat([s0.unsqueeze(0), S[:-1]], 0).reshape(T * B, H)
             grads[1] = _sparse_t_matmul(S_prev, GX.reshape(T * B, H))
         if need_params:
-            V = U - thr * S if subtract else U * (1.0 - S)
-            V_prev = torch.cat([v0.unsqueeze(0), V[:-1]], 0)
-            if ctx.needs_input_grad[2]:
-                grads[2] = _reduce_to((GU * V_prev).sum((0, 1)), beta)
-            if cuba and ctx.needs_input_grad[3]:
-                SYN = U - beta * V_prev
-                SYN_prev = torch.cat([syn0.unsqueeze(0), SYN[:-1]], 0)
-                grads[3] = _reduce_to((GX * SYN_prev).sum((0, 1)), alpha)
-            if ctx.needs_input_grad[4]:
-                gthr = -(GS * SG)
-                if subtract:
-                    GV = torch.cat([GU[1:] * beta, torch.zeros_like(U[:1])], 0)
-                    gthr = gthr - GV * S
-                grads[4] = _reduce_to(gthr.sum((0, 1)), thr)
+            grads[2:5] = _param_grads(ctx.needs_input_grad, U, S, GU, GX, GS, SG, v0, syn0,
+                                      beta, alpha, thr, cuba, subtract)
         return tuple(grads)
 
 
