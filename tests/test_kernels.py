@@ -246,3 +246,58 @@ def test_compiled_recurrent_scan_with_sparse_spikes(model):
     torch.testing.assert_close(s1, s2)
     for a, b in zip(g1, g2):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-10)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("model,reset,rec", [("lif", "subtract", False), ("lif", "zero", True),
+                                             ("cuba", "subtract", True), ("alif", "zero", False)])
+def test_inplace_scan_equals_reference(model, reset, rec, backend):
+    # inplace=True: the membrane is written over the input current and (compiled backward) the
+    # input gradient over the stored membrane; values and gradients must not change
+    spec = NeuronSpec(model, beta=0.85, alpha=0.7, reset=reset, adapt=0.3)
+    x, w, _ = _inputs(31, rec=rec)
+    s2, u2, g2 = _grads(reference_scan, x, w, {}, spec, "fast_sigmoid", 3)
+    lin = torch.nn.Linear(5, 5, dtype=DT)
+    with torch.no_grad():
+        lin.weight.copy_(torch.eye(5, dtype=DT))
+        lin.bias.zero_()
+    cur = lin(x)                              # a private intermediate, as in SpikingLinear
+    ptr = cur.data_ptr()
+    s1, u1, _ = spiking_scan(cur, spec, "fast_sigmoid", 3.0, w_rec=w, backend=backend, inplace=True)
+    assert u1.data_ptr() == ptr               # the membrane took the current's buffer
+    torch.testing.assert_close(s1.detach(), s2)
+    torch.testing.assert_close(u1.detach(), u2)
+    weight = torch.randn(s1.shape, generator=torch.Generator().manual_seed(4), dtype=DT)
+    (s1 * weight).sum().backward()
+    got = [x.grad] + ([w.grad] if rec else [])
+    for a, b in zip(got, g2):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-10)
+
+
+@needs_numba
+def test_inplace_compiled_backward_refuses_a_second_run():
+    spec = NeuronSpec("lif", beta=0.85)
+    x, _, _ = _inputs(5)
+    cur = x * 1.0
+    s, _, _ = spiking_scan(cur, spec, backend="numba", inplace=True)
+    loss = (s * torch.arange(s.numel(), dtype=DT).view_as(s)).sum()
+    loss.backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="cannot run twice"):
+        loss.backward()
+
+
+@needs_numba
+def test_sparse_linear_binary_and_weighted_inputs_agree_with_dense():
+    # spike trains (all nonzeros are 1) store no values; weighted sparse inputs do
+    g = torch.Generator().manual_seed(2)
+    w = torch.randn(19, 64, generator=g, dtype=DT, requires_grad=True)
+    b = torch.randn(19, generator=g, dtype=DT, requires_grad=True)
+    for scale in (1.0, 0.5):
+        x = (torch.rand(33, 64, generator=g, dtype=DT) < 0.1).to(DT) * scale
+        G = torch.randn(33, 19, generator=g, dtype=DT)
+        outs = []
+        for fn in (sparse_linear, torch.nn.functional.linear):
+            y = fn(x, w, b)
+            outs.append((y,) + torch.autograd.grad((y * G).sum(), (w, b)))
+        for a, c in zip(*outs):
+            torch.testing.assert_close(a, c, rtol=1e-10, atol=1e-12)

@@ -69,10 +69,11 @@ def _reduce_to(grad, like):
 
 class _ScanTorch(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, w_rec, beta, alpha, thr, v0, syn0, a0, s0, spec, deriv, slope):
+    def forward(ctx, x, w_rec, beta, alpha, thr, v0, syn0, a0, s0, spec, deriv, slope, inplace):
         T, B, H = x.shape
         cuba, alif, rec = spec.uses_synapse, spec.adaptive, w_rec is not None
-        U = torch.empty_like(x)
+        # inplace: the membrane overwrites the input current (step t reads x[t] before writing U[t])
+        U = x.detach() if inplace else torch.empty_like(x)
         Sb = torch.empty((T, B, H), dtype=torch.bool, device=x.device)
         A = torch.empty_like(x) if alif else None
         neg_thr = -thr if _is_tensor(thr) else torch.tensor(-thr, dtype=x.dtype, device=x.device)
@@ -99,6 +100,7 @@ class _ScanTorch(torch.autograd.Function):
         S = Sb.to(x.dtype)
         ctx.spec, ctx.deriv, ctx.slope = spec, deriv, slope
         ctx.params = (beta, alpha, thr)
+        ctx.set_materialize_grads(False)      # no (T, B, H) zeros for the membrane's unused gradient
         ctx.save_for_backward(w_rec, U, Sb, A, v0, syn0, a0, s0)
         final = tuple(f.detach().clone() for f in (v, syn if cuba else v0, a if alif else v0,
                                                     s_prev if rec else S[-1]))
@@ -183,7 +185,7 @@ class _ScanTorch(torch.autograd.Function):
         else:
             GX = GU
 
-        grads = [None] * 12
+        grads = [None] * 13
         grads[0] = GX if ctx.needs_input_grad[0] else None
         if rec and ctx.needs_input_grad[1]:
             S_prev = torch.cat([s0.unsqueeze(0), S[:-1]], 0)
@@ -266,13 +268,15 @@ import numpy as np
 import numba
 from numba import prange
 
-REC, CUBA, ALIF, SUBTRACT = {rec}, {cuba}, {alif}, {subtract}
+REC, CUBA, ALIF, SUBTRACT, SAVEQ, INPLACE = {rec}, {cuba}, {alif}, {subtract}, {saveq}, {inplace}
 
 
 @numba.njit(cache=True, nogil=True{par})
-def forward(x, wrec, beta, alpha, thr, fpar, U, S, A, v, syn, a, sp, nchunks):
+def forward(x, wrec, beta, alpha, thr, fpar, U, S, Q, A, v, syn, a, sp, nchunks):
     # v, syn, a, sp: (B, H) state, initial on entry, final on exit. The batch is split into
     # nchunks blocks (one per thread); each walks time in the outer loop so memory streams.
+    # U may be x itself (the membrane overwrites the current it was computed from); Q is a uint8
+    # copy of the spikes, written only when the backward pass needs them.
     T, B, H = x.shape
     adapt, rho, one, zero = fpar[0], fpar[1], fpar[2], fpar[3]
     step = (B + nchunks - 1) // nchunks
@@ -281,7 +285,11 @@ def forward(x, wrec, beta, alpha, thr, fpar, U, S, A, v, syn, a, sp, nchunks):
         for t in range(T):
             for b in range(c * step, min(B, (c + 1) * step)):
                 vb, synb, ab, spb = v[b], syn[b], a[b], sp[b]
-                xr, ur, sr = x[t, b], U[t, b], S[t, b]
+                ur, sr = U[t, b], S[t, b]
+                if INPLACE:
+                    xr = ur
+                else:
+                    xr = x[t, b]
                 if REC:
                     r[:] = zero
                     for j in range(H):
@@ -292,6 +300,8 @@ def forward(x, wrec, beta, alpha, thr, fpar, U, S, A, v, syn, a, sp, nchunks):
                                 r[h] += w * row[h]
                 if ALIF:
                     ar = A[t, b]
+                if SAVEQ:
+                    qr = Q[t, b]
                 for h in range(H):
                     xt = xr[h]
                     if REC:
@@ -307,6 +317,8 @@ def forward(x, wrec, beta, alpha, thr, fpar, U, S, A, v, syn, a, sp, nchunks):
                     else:
                         s = one if u >= thr[h] else zero
                     sr[h] = s
+                    if SAVEQ:
+                        qr[h] = 1 if s != zero else 0
                     if SUBTRACT:
                         vb[h] = u - thr[h] * s
                     else:
@@ -333,13 +345,19 @@ import numba
 from numba import prange
 
 REC, CUBA, ALIF, SUBTRACT, DETACH = {rec}, {cuba}, {alif}, {subtract}, {detach}
-NEED_GU, NEED_GS, HAS_GS = {need_gu}, {need_gs}, {has_gs}
+NEED_GU, NEED_GS, HAS_GS, INPLACE = {need_gu}, {need_gs}, {has_gs}, {inplace}
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def lane(t, b, H, gS, U, S, A, SG, beta, alpha, thr, rt, gu, ga, gsyn, GX, GU, GS, fpar):
+def lane(t, b, H, gS, U, Q, A, SG, beta, alpha, thr, rt, gu, ga, gsyn, GX, GU, GS, fpar):
+    # Q: the spikes as uint8. With INPLACE the input gradient overwrites the membrane it was
+    # computed from (each element is read before it is written), so GX is U.
     adapt, rho, one, zero, k, c1, c2 = fpar[0], fpar[1], fpar[2], fpar[3], fpar[4], fpar[5], fpar[6]
-    ur, gxr = U[t, b], GX[t, b]
+    ur = U[t, b]
+    if INPLACE:
+        gxr = ur
+    else:
+        gxr = GX[t, b]
     if HAS_GS:
         gsr = gS[t, b]
     if REC:
@@ -347,7 +365,7 @@ def lane(t, b, H, gS, U, S, A, SG, beta, alpha, thr, rt, gu, ga, gsyn, GX, GU, G
     if ALIF:
         ar = A[t, b]
     if not SUBTRACT:
-        sr = S[t, b]
+        sr = Q[t, b]
     if NEED_GS:
         gso = GS[t, b]
     if NEED_GU:
@@ -382,7 +400,7 @@ def lane(t, b, H, gS, U, S, A, SG, beta, alpha, thr, rt, gu, ga, gsyn, GX, GU, G
         if SUBTRACT:
             g = gsg + gv
         else:
-            g = gsg + gv * (one - sr[h])
+            g = gsg + (zero if sr[h] != 0 else gv)
         gu[h] = g
         if NEED_GU:
             guo[h] = g
@@ -395,7 +413,7 @@ def lane(t, b, H, gS, U, S, A, SG, beta, alpha, thr, rt, gu, ga, gsyn, GX, GU, G
 
 
 @numba.njit(cache=True, nogil=True{par})
-def backward_ff(gS, U, S, A, SG, beta, alpha, thr, fpar, GX, GU, GS, nchunks):
+def backward_ff(gS, U, Q, A, SG, beta, alpha, thr, fpar, GX, GU, GS, nchunks):
     T, B, H = U.shape
     gu = np.zeros((B, H), dtype=U.dtype)
     ga = np.zeros((B, H), dtype=U.dtype)
@@ -405,25 +423,39 @@ def backward_ff(gS, U, S, A, SG, beta, alpha, thr, fpar, GX, GU, GS, nchunks):
     for c in {loop}(nchunks):
         for t in range(T - 1, -1, -1):
             for b in range(c * step, min(B, (c + 1) * step)):
-                lane(t, b, H, gS, U, S, A, SG, beta, alpha, thr, rt, gu[b], ga[b], gsyn[b], GX, GU, GS, fpar)
+                lane(t, b, H, gS, U, Q, A, SG, beta, alpha, thr, rt, gu[b], ga[b], gsyn[b], GX, GU, GS, fpar)
 
 
 @numba.njit(cache=True, nogil=True{par})
-def backward_rec(gS, U, S, A, SG, wT, beta, alpha, thr, fpar, GX, GU, GS, nchunks):
+def backward_rec(gS, U, Q, A, SG, wT, beta, alpha, thr, fpar, GX, GU, GS, nchunks):
+    # The recurrent input gradient of row b (the next step's gi @ W_rec^T) depends only on its own
+    # adjoint, so the batch splits into independent blocks as in the forward scan (one per
+    # thread, time in the inner loop) and no BLAS call (with its own thread pool) is needed.
     T, B, H = U.shape
+    zero = fpar[3]
     gu = np.zeros((B, H), dtype=U.dtype)
     ga = np.zeros((B, H), dtype=U.dtype)
     gsyn = np.zeros((B, H), dtype=U.dtype)
     rt = np.zeros((B, H), dtype=U.dtype)
-    for t in range(T - 1, -1, -1):
-        if t < T - 1:
-            if CUBA:
-                np.dot(gsyn, wT, rt)
-            else:
-                np.dot(gu, wT, rt)
-        # serial per step: a parallel region per time step costs more than the (B, H) work in it
-        for b in range(B):
-            lane(t, b, H, gS, U, S, A, SG, beta, alpha, thr, rt, gu[b], ga[b], gsyn[b], GX, GU, GS, fpar)
+    step = (B + nchunks - 1) // nchunks
+    for c in {loop}(nchunks):
+        for t in range(T - 1, -1, -1):
+            for b in range(c * step, min(B, (c + 1) * step)):
+                r = rt[b]
+                if t < T - 1:
+                    if CUBA:
+                        src = gsyn[b]
+                    else:
+                        src = gu[b]
+                    for h in range(H):
+                        r[h] = zero
+                    for j in range(H):
+                        g = src[j]
+                        if g != zero:
+                            row = wT[j]
+                            for h in range(H):
+                                r[h] += g * row[h]
+                lane(t, b, H, gS, U, Q, A, SG, beta, alpha, thr, rt, gu[b], ga[b], gsyn[b], GX, GU, GS, fpar)
 '''
 
 
@@ -501,54 +533,87 @@ def _nb_leaky(x, beta, V, reverse):
                 V[t, b, h] = x[t, b, h] + beta[h] * V[tp, b, h]
 
 
-def _nb_sparse_count(x, counts):
+def _nb_sparse_count(x, counts, other):
+    # counts[n]: nonzeros of row n; other[n]: how many of them are not 1 (0 for spike trains)
     N, F = x.shape
     for n in prange(N):
         c = 0
+        o = 0
         for f in range(F):
-            if x[n, f] != 0:
-                c += 1
+            v = x[n, f]
+            c += v != 0
+            o += (v != 0) & (v != 1)
         counts[n] = c
+        other[n] = o
 
 
-def _nb_sparse_project(x, wT, bias, indptr, indices, values, out):
+def _nb_sparse_project(x, wT, bias, indptr, indices, values, out, binary, nchunks):
+    # CSR form of x (values only when x is not binary) and out = x @ wT + bias, row by row. The
+    # nonzero columns of a row are found without branches (every column index is written, the
+    # position advances only past nonzeros) and the rows of wT are summed four at a time, so the
+    # accumulator is read and written once per four nonzeros.
     N, F = x.shape
     H = wT.shape[1]
-    for n in prange(N):
-        p0 = indptr[n]
-        p = p0
-        for f in range(F):
-            val = x[n, f]
-            if val != 0:
-                indices[p] = f
-                values[p] = val
-                p += 1
-        o = out[n]
-        for h in range(H):
-            o[h] = bias[h]
-        for q in range(p0, p):
-            row = wT[indices[q]]
-            val = values[q]
+    step = (N + nchunks - 1) // nchunks
+    for c in prange(nchunks):
+        buf = np.empty(F + 1, np.int32)
+        acc = np.empty(H, out.dtype)
+        for n in range(c * step, min(N, (c + 1) * step)):
+            xr = x[n]
+            k = 0
+            for f in range(F):
+                buf[k] = f
+                k += xr[f] != 0
+            p0 = indptr[n]
+            for q in range(k):
+                indices[p0 + q] = buf[q]
             for h in range(H):
-                o[h] += val * row[h]
+                acc[h] = bias[h]
+            if binary:
+                q = 0
+                while q + 4 <= k:
+                    r0, r1, r2, r3 = wT[buf[q]], wT[buf[q + 1]], wT[buf[q + 2]], wT[buf[q + 3]]
+                    for h in range(H):
+                        acc[h] += (r0[h] + r1[h]) + (r2[h] + r3[h])
+                    q += 4
+                while q < k:
+                    r0 = wT[buf[q]]
+                    for h in range(H):
+                        acc[h] += r0[h]
+                    q += 1
+            else:
+                for q in range(k):
+                    f = buf[q]
+                    v = xr[f]
+                    values[p0 + q] = v
+                    r0 = wT[f]
+                    for h in range(H):
+                        acc[h] += v * r0[h]
+            o = out[n]
+            for h in range(H):
+                o[h] = acc[h]
 
 
-def _nb_sparse_wgrad(indptr, indices, values, G, gwT, h0, h1):
+def _nb_sparse_wgrad(indptr, indices, values, G, gwT, h0, h1, binary):
     N = G.shape[0]
     for n in range(N):
         g = G[n, h0:h1]
         for p in range(indptr[n], indptr[n + 1]):
             row = gwT[indices[p], h0:h1]
-            val = values[p]
-            for h in range(h1 - h0):
-                row[h] += val * g[h]
+            if binary:
+                for h in range(h1 - h0):
+                    row[h] += g[h]
+            else:
+                val = values[p]
+                for h in range(h1 - h0):
+                    row[h] += val * g[h]
 
 
-def _nb_sparse_wgrad_par(indptr, indices, values, G, gwT, nchunks):
+def _nb_sparse_wgrad_par(indptr, indices, values, G, gwT, nchunks, binary):
     H = G.shape[1]
     step = (H + nchunks - 1) // nchunks
     for c in prange(nchunks):
-        _nb_sparse_wgrad(indptr, indices, values, G, gwT, c * step, min(H, (c + 1) * step))
+        _nb_sparse_wgrad(indptr, indices, values, G, gwT, c * step, min(H, (c + 1) * step), binary)
 
 
 _NB = None          # compiled kernels (a namespace) once built, False when numba is unavailable
@@ -575,6 +640,7 @@ def _numba_kernels():
                        sparse_wgrad=_nb_sparse_wgrad_par)
             # parallel kernels for the main thread; serial ones (compiled only if used) for calls
             # from other threads, so no threading layer ever sees nested or concurrent launches
+            _start_thread_pool(numba)
             _NB = _types.SimpleNamespace(
                 numba=numba,
                 par=_types.SimpleNamespace(**{k: numba.njit(**par)(f) for k, f in fns.items()}),
@@ -583,6 +649,30 @@ def _numba_kernels():
         except ImportError:
             _NB = False
     return _NB or None
+
+
+def _start_thread_pool(numba):
+    """Start numba's worker threads with a passive wait policy.
+
+    Numba's default threading layer is an OpenMP runtime separate from the one torch uses. With
+    the default (active) policy its idle workers spin for milliseconds after each kernel and take
+    the cores from torch's next op -- a training step alternates both many times (measured on
+    S2: 109 ms per step instead of 56 ms). ``OMP_WAIT_POLICY`` is read once, when that runtime
+    loads, so it is set only around that moment (unless the user chose a policy) and restored.
+    """
+    key = "OMP_WAIT_POLICY"
+    had = key in _os.environ
+    if not had:
+        _os.environ[key] = "PASSIVE"
+    try:
+        from numba.np.ufunc import parallel as _parallel
+
+        _parallel._launch_threads()
+    except Exception:  # noqa: BLE001 -- a pool that cannot start leaves the serial kernels usable
+        pass
+    finally:
+        if not had:
+            _os.environ.pop(key, None)
 
 
 def _kernels():
@@ -612,6 +702,22 @@ def _per_neuron(p, H, like):
     return t.expand(H).contiguous()
 
 
+_PN_CACHE = {}
+
+
+def _pn(p, H, like):
+    """:func:`_per_neuron` as a numpy array for the kernels; constants are built once."""
+    if _is_tensor(p):
+        return _np(_per_neuron(p, H, like))
+    key = (float(p), H, like.dtype)
+    a = _PN_CACHE.get(key)
+    if a is None:
+        if len(_PN_CACHE) > 256:
+            _PN_CACHE.clear()
+        a = _PN_CACHE[key] = _np(_per_neuron(p, H, like))
+    return a
+
+
 def _compiled_ok(x, w_rec, params):
     if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64) or x.dim() != 3:
         return False
@@ -623,32 +729,49 @@ def _compiled_ok(x, w_rec, params):
 
 class _ScanCompiled(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, w_rec, beta, alpha, thr, v0, syn0, a0, s0, spec, deriv, slope):
+    def forward(ctx, x, w_rec, beta, alpha, thr, v0, syn0, a0, s0, spec, deriv, slope, inplace):
         _, n = _kernels()
         T, B, H = x.shape
         cuba, alif, rec = spec.uses_synapse, spec.adaptive, w_rec is not None
-        bt, at, tt = (_per_neuron(p, H, x) for p in (beta, alpha, thr))
-        xc = x.detach().contiguous()
-        U = torch.empty_like(xc)
+        subtract = spec.reset == "subtract"
+        bt, at, tt = (_pn(p, H, x) for p in (beta, alpha, thr))
+        xc = x.detach()
+        inplace = bool(inplace) and xc.is_contiguous()
+        if not inplace:
+            xc = xc.contiguous()
+        U = xc if inplace else torch.empty_like(xc)
         S = torch.empty_like(xc)
+        # the backward pass reads the spikes only for zero reset, recurrent weights and the
+        # parameter gradients; then they are kept as uint8 (a quarter of the float copy)
+        need_params = any(ctx.needs_input_grad[2:5])
+        save_q = any(ctx.needs_input_grad[:5]) and (not subtract or rec or need_params)
+        Q = torch.empty((T, B, H), dtype=torch.uint8) if save_q else torch.empty((1, 1, 1), dtype=torch.uint8)
         A = torch.empty_like(xc) if alif else xc.new_empty((1, 1, 1))
         fin = [s.detach().to(x.dtype, copy=True).contiguous() for s in (v0, syn0, a0, s0)]
-        wr = w_rec.detach().contiguous() if rec else xc.new_zeros((1, 1))
+        wr = w_rec.detach().contiguous() if rec else _dummy(xc.dtype, 2)
         fpar = _fpar(spec, x.dtype, slope, -1)
-        mod = _specialised("fwd", rec=rec, cuba=cuba, alif=alif, subtract=spec.reset == "subtract", parallel=n > 1)
-        mod.forward(_np(xc), _np(wr), _np(bt), _np(at), _np(tt), fpar, _np(U), _np(S), _np(A),
+        mod = _specialised("fwd", rec=rec, cuba=cuba, alif=alif, subtract=subtract, saveq=save_q,
+                           inplace=inplace, parallel=n > 1)
+        mod.forward(_np(xc), _np(wr), bt, at, tt, fpar, _np(U), _np(S), _np(Q), _np(A),
                     *(_np(f) for f in fin), min(n, B))
         ctx.spec, ctx.deriv, ctx.slope = spec, deriv, slope
         ctx.params = (beta, alpha, thr)
-        ctx.save_for_backward(w_rec, U, S, A if alif else None, v0, syn0, a0, s0)
+        ctx.set_materialize_grads(False)      # no (T, B, H) zeros for the membrane's unused gradient
+        ctx.inplace, ctx.consumed = inplace, False
+        ctx.save_for_backward(w_rec, U, Q if save_q else None, A if alif else None, v0, syn0, a0, s0)
         final = tuple(fin)
         ctx.mark_non_differentiable(U, *final)
         return (S, U) + final
 
     @staticmethod
     def backward(ctx, gS, gU, *g_final):
+        if ctx.consumed:
+            raise RuntimeError(
+                "This spiking layer's backward pass already ran and reused its stored membrane for the "
+                "gradient (to save memory), so it cannot run twice (retain_graph=True). Run the "
+                "forward pass again for a second backward pass.")
         _, n = _kernels()
-        w_rec, U, S, A, v0, syn0, a0, s0 = ctx.saved_tensors
+        w_rec, U, Q, A, v0, syn0, a0, s0 = ctx.saved_tensors
         spec, deriv, slope = ctx.spec, ctx.deriv, ctx.slope
         beta, alpha, thr = ctx.params
         T, B, H = U.shape
@@ -656,50 +779,77 @@ class _ScanCompiled(torch.autograd.Function):
         subtract = spec.reset == "subtract"
         need_params = any(ctx.needs_input_grad[2:5])
         code = _surrogate_code(deriv)
-        theta = None
-        SG = U.new_zeros((1, 1, 1))
+        SG = _dummy(U.dtype, 3)
         if code < 0 or need_params:
             theta = (A * spec.adapt + thr) if alif else thr
             SG = deriv(U - theta, slope).contiguous()
             code = -1
-        bt, at, tt = (_per_neuron(p, H, U) for p in (beta, alpha, thr))
+        bt, at, tt = (_pn(p, H, U) for p in (beta, alpha, thr))
         need_gu = cuba and need_params
         need_gs = bool(ctx.needs_input_grad[4])
-        GX = torch.empty_like(U)
-        GU = torch.empty_like(U) if need_gu else U.new_zeros((1, 1, 1))
-        GS = torch.empty_like(U) if need_gs else U.new_zeros((1, 1, 1))
+        # the input gradient may take the membrane's buffer when the membrane is not needed
+        # afterwards (the parameter gradients read it) and the caller handed it over (inplace)
+        inplace = ctx.inplace and not need_params
+        GX = U if inplace else torch.empty_like(U)
+        GU = torch.empty_like(U) if need_gu else _dummy(U.dtype, 3)
+        GS = torch.empty_like(U) if need_gs else _dummy(U.dtype, 3)
         has_gs = gS is not None
-        gSc = gS.contiguous() if has_gs else U.new_zeros((1, 1, 1))
-        Ac = A if alif else U.new_zeros((1, 1, 1))
+        gSc = gS.contiguous() if has_gs else _dummy(U.dtype, 3)
+        Ac = A if alif else _dummy(U.dtype, 3)
+        Qc = Q if Q is not None else torch.empty((1, 1, 1), dtype=torch.uint8)
         fpar = _fpar(spec, U.dtype, slope, code)
         mod = _specialised("bwd", rec=rec, cuba=cuba, alif=alif, subtract=subtract, detach=spec.detach_reset,
-                           code=code, need_gu=need_gu, need_gs=need_gs, has_gs=has_gs, parallel=n > 1)
+                           code=code, need_gu=need_gu, need_gs=need_gs, has_gs=has_gs, inplace=inplace,
+                           parallel=n > 1)
         if rec:
             wT = w_rec.detach().t().contiguous()
-            mod.backward_rec(_np(gSc), _np(U), _np(S), _np(Ac), _np(SG), _np(wT), _np(bt), _np(at), _np(tt),
+            mod.backward_rec(_np(gSc), _np(U), _np(Qc), _np(Ac), _np(SG), _np(wT), bt, at, tt,
                              fpar, _np(GX), _np(GU), _np(GS), min(n, B))
         else:
-            mod.backward_ff(_np(gSc), _np(U), _np(S), _np(Ac), _np(SG), _np(bt), _np(at), _np(tt),
+            mod.backward_ff(_np(gSc), _np(U), _np(Qc), _np(Ac), _np(SG), bt, at, tt,
                             fpar, _np(GX), _np(GU), _np(GS), min(n, B))
+        ctx.consumed = inplace
         if not cuba:
             GU = GX
-        grads = [None] * 12
+        grads = [None] * 13
         grads[0] = GX if ctx.needs_input_grad[0] else None
         if rec and ctx.needs_input_grad[1]:
-            S_prev = torch.cat([s0.unsqueeze(0), S[:-1]], 0).reshape(T * B, H)
+            S_prev = torch.cat([s0.to(torch.uint8).unsqueeze(0), Q[:-1]], 0).reshape(T * B, H)
             grads[1] = _sparse_t_matmul(S_prev, GX.reshape(T * B, H))
         if need_params:
+            S = Q.to(U.dtype)
             grads[2:5] = _param_grads(ctx.needs_input_grad, U, S, GU, GX, GS, SG, v0, syn0,
                                       beta, alpha, thr, cuba, subtract)
         return tuple(grads)
 
 
-def _fpar(spec, dtype, slope, code):
-    import numpy
+_DUMMIES = {}
 
-    c1, c2 = _surrogate_consts(code, slope)
-    nd = numpy.float32 if dtype == torch.float32 else numpy.float64
-    return numpy.array([spec.adapt, spec.rho, 1.0, 0.0, slope, c1, c2, 0.0], dtype=nd)
+
+def _dummy(dtype, ndim):
+    """A tiny placeholder array for kernel arguments a specialisation never reads."""
+    key = (dtype, ndim)
+    d = _DUMMIES.get(key)
+    if d is None:
+        d = _DUMMIES[key] = torch.zeros((1,) * ndim, dtype=dtype)
+    return d
+
+
+_FPAR_CACHE = {}
+
+
+def _fpar(spec, dtype, slope, code):
+    key = (spec.adapt, spec.rho, dtype, slope, code)
+    a = _FPAR_CACHE.get(key)
+    if a is None:
+        import numpy
+
+        c1, c2 = _surrogate_consts(code, slope)
+        nd = numpy.float32 if dtype == torch.float32 else numpy.float64
+        if len(_FPAR_CACHE) > 256:
+            _FPAR_CACHE.clear()
+        a = _FPAR_CACHE[key] = numpy.array([spec.adapt, spec.rho, 1.0, 0.0, slope, c1, c2, 0.0], dtype=nd)
+    return a
 
 
 class _LeakyCompiled(torch.autograd.Function):
@@ -747,19 +897,21 @@ class _SparseLinear(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x, weight, bias, counts):
-        nb, _ = _kernels()
+    def forward(ctx, x, weight, bias, counts, binary):
+        nb, n = _kernels()
         N, F = x.shape
         H = weight.shape[0]
         indptr = torch.zeros(N + 1, dtype=torch.int64)
         torch.cumsum(counts, 0, out=indptr[1:])
         nnz = int(indptr[-1])
-        indices = torch.empty(nnz, dtype=torch.int64)
-        values = torch.empty(nnz, dtype=x.dtype)
+        indices = torch.empty(nnz, dtype=torch.int32)
+        values = torch.empty(0 if binary else nnz, dtype=x.dtype)   # spikes: all ones, not stored
         out = torch.empty((N, H), dtype=x.dtype)
         wT = weight.detach().t().contiguous()
         b = bias.detach() if bias is not None else x.new_zeros(H)
-        nb.sparse_project(_np(x), _np(wT), _np(b.contiguous()), _np(indptr), _np(indices), _np(values), _np(out))
+        nb.sparse_project(_np(x), _np(wT), _np(b.contiguous()), _np(indptr), _np(indices), _np(values), _np(out),
+                          binary, max(1, min(n, N)))
+        ctx.binary = binary
         ctx.save_for_backward(indptr, indices, values, weight)
         ctx.shape = (N, F)
         ctx.has_bias = bias is not None
@@ -775,36 +927,38 @@ class _SparseLinear(torch.autograd.Function):
             gx = G @ weight
         if ctx.needs_input_grad[1]:
             gwT = torch.zeros((ctx.shape[1], G.shape[1]), dtype=G.dtype)
-            nb.sparse_wgrad(_np(indptr), _np(indices), _np(values), _np(G), _np(gwT), n)
+            nb.sparse_wgrad(_np(indptr), _np(indices), _np(values), _np(G), _np(gwT), n, ctx.binary)
             gw = gwT.t()
         if ctx.has_bias and ctx.needs_input_grad[2]:
             gb = G.sum(0)
-        return gx, gw, gb, None
+        return gx, gw, gb, None, None
 
 
 def _sparse_t_matmul(xs, G):
     """``xs.T @ G`` for a (N, F) CPU ``xs`` that is mostly zeros (spikes), e.g. the recurrent weight
     gradient ``S_prev.T @ GX``: only the nonzero rows of ``G`` are added up. Dense matmul otherwise."""
     nb = _numba_kernels()
-    if nb is None or xs.dtype not in (torch.float32, torch.float64) or G.dtype != xs.dtype:
-        return xs.t() @ G
+    if nb is None or G.dtype not in (torch.float32, torch.float64) or xs.dtype not in (G.dtype, torch.uint8):
+        return xs.to(G.dtype).t() @ G
     nb, n = _kernels()
     xs, G = xs.contiguous(), G.contiguous()
     N, F = xs.shape
     counts = torch.empty(N, dtype=torch.int64)
-    nb.sparse_count(_np(xs), _np(counts))
+    other = torch.empty(N, dtype=torch.int64)
+    nb.sparse_count(_np(xs), _np(counts), _np(other))
     if int(counts.sum()) > SPARSE_DENSITY * xs.numel():
-        return xs.t() @ G
+        return xs.to(G.dtype).t() @ G
     indptr = torch.zeros(N + 1, dtype=torch.int64)
     torch.cumsum(counts, 0, out=indptr[1:])
     nnz = int(indptr[-1])
-    indices = torch.empty(nnz, dtype=torch.int64)
-    values = torch.empty(nnz, dtype=xs.dtype)
+    indices = torch.empty(nnz, dtype=torch.int32)
+    binary = not bool(other.any())
+    values = torch.empty(0 if binary else nnz, dtype=G.dtype)
     # the projection kernel with an empty weight only builds the CSR form
-    nb.sparse_project(_np(xs), _np(xs.new_zeros((F, 0))), _np(xs.new_zeros(0)), _np(indptr), _np(indices),
-                      _np(values), _np(xs.new_empty((N, 0))))
+    nb.sparse_project(_np(xs), _np(G.new_zeros((F, 0))), _np(G.new_zeros(0)), _np(indptr), _np(indices),
+                      _np(values), _np(G.new_empty((N, 0))), binary, max(1, min(n, N)))
     out = torch.zeros((F, G.shape[1]), dtype=G.dtype)
-    nb.sparse_wgrad(_np(indptr), _np(indices), _np(values), _np(G), _np(out), n)
+    nb.sparse_wgrad(_np(indptr), _np(indices), _np(values), _np(G), _np(out), n, binary)
     return out
 
 
@@ -836,10 +990,11 @@ def sparse_linear(x, weight, bias=None, max_density=None):
         return torch.nn.functional.linear(x, weight, bias)
     nb, _ = _kernels()
     counts = torch.empty(x2.shape[0], dtype=torch.int64)
-    nb.sparse_count(_np(x2), _np(counts))
+    other = torch.empty(x2.shape[0], dtype=torch.int64)
+    nb.sparse_count(_np(x2), _np(counts), _np(other))
     if int(counts.sum()) > max_density * x2.numel():
         return torch.nn.functional.linear(x, weight, bias)
-    out = _SparseLinear.apply(x2, weight, bias, counts)
+    out = _SparseLinear.apply(x2, weight, bias, counts, not bool(other.any()))
     return out.reshape(*lead, weight.shape[0])
 
 
@@ -864,7 +1019,7 @@ def _use_compiled(backend, ok):
 
 
 def spiking_scan(x, spec: NeuronSpec, surrogate="fast_sigmoid", slope=10.0, w_rec=None,
-                 beta=None, alpha=None, threshold=None, state=None, backend="auto"):
+                 beta=None, alpha=None, threshold=None, state=None, backend="auto", inplace=False):
     """Run a spiking population over all steps of the input currents ``x`` (T, B, H).
 
     Parameters
@@ -884,6 +1039,11 @@ def spiking_scan(x, spec: NeuronSpec, surrogate="fast_sigmoid", slope=10.0, w_re
     backend : {'auto', 'torch', 'numba'}
         ``'auto'`` runs the compiled loops when numba is installed and the tensors are on CPU
         (float32/float64), the torch loops otherwise (e.g. on CUDA); both compute the same.
+    inplace : bool
+        Memory saving for callers that own ``x`` (an intermediate such as a layer's projected
+        current): the membrane is written over ``x``, and the compiled backward pass writes the
+        input gradient over the stored membrane. ``x`` (and the returned membrane) must not be
+        read after the backward pass, and that backward pass can run only once.
 
     Returns
     -------
@@ -910,7 +1070,9 @@ def spiking_scan(x, spec: NeuronSpec, surrogate="fast_sigmoid", slope=10.0, w_re
         state = (z, z, z, z)
     v0, syn0, a0, s0 = (x.new_zeros((B, H)) if t is None else t.detach().to(x.dtype) for t in state)
     fn = _ScanCompiled if _use_compiled(backend, lambda: _compiled_ok(x, w_rec, (beta, alpha, thr))) else _ScanTorch
-    out = fn.apply(x, w_rec, beta, alpha, thr, v0, syn0, a0, s0, spec, get_surrogate(surrogate), float(slope))
+    inplace = bool(inplace) and x.is_contiguous()
+    out = fn.apply(x, w_rec, beta, alpha, thr, v0, syn0, a0, s0, spec, get_surrogate(surrogate), float(slope),
+                   inplace)
     return out[0], out[1], tuple(out[2:])
 
 

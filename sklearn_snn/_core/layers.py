@@ -138,11 +138,15 @@ class SpikingLinear(nn.Module):
 
     def forward(self, x, state=None):
         cur = self.project(x)
+        # the projected current is this layer's own intermediate (unless it is the expanded view
+        # of a static input): the scan may keep the membrane in its buffer
+        inplace = not is_static(x)
         if self.norm is not None:
             cur = self.norm(cur)
+            inplace = False
         beta, alpha, thr = self.neuron_params()
         return spiking_scan(cur, self.spec, self.surrogate, self.slope, w_rec=self.w_rec,
-                            beta=beta, alpha=alpha, threshold=thr, state=state)
+                            beta=beta, alpha=alpha, threshold=thr, state=state, inplace=inplace)
 
 
 class LeakyReadout(nn.Module):
