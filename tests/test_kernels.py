@@ -204,12 +204,14 @@ def test_sparse_linear_equals_dense(needs_x_grad):
     g = torch.Generator().manual_seed(0)
     x = (torch.rand(7, 5, 40, generator=g, dtype=DT) < 0.1).to(DT) * torch.randn(7, 5, 40, generator=g, dtype=DT)
     x.requires_grad_(needs_x_grad)
-    w = torch.randn(9, 40, generator=g, dtype=DT, requires_grad=True)
-    b = torch.randn(9, generator=g, dtype=DT, requires_grad=True)
-    G = torch.randn(7, 5, 9, generator=g, dtype=DT)
+    w = torch.randn(33, 40, generator=g, dtype=DT, requires_grad=True)
+    b = torch.randn(33, generator=g, dtype=DT, requires_grad=True)
+    G = torch.randn(7, 5, 33, generator=g, dtype=DT)
     outs = []
     for fn in (sparse_linear, torch.nn.functional.linear):
         y = fn(x, w, b)
+        if fn is sparse_linear and HAVE_NUMBA:
+            assert _took_sparse_path(y)
         leaves = (w, b) + ((x,) if needs_x_grad else ())
         outs.append((y,) + torch.autograd.grad((y * G).sum(), leaves))
     for a, c in zip(*outs):
@@ -287,14 +289,28 @@ def test_inplace_compiled_backward_refuses_a_second_run():
 
 
 @needs_numba
+def _took_sparse_path(y):
+    fn = y.grad_fn
+    names = [type(fn).__name__] + [type(f).__name__ for f, _ in fn.next_functions if f is not None]
+    return any("SparseLinear" in n for n in names)
+
+
+@needs_numba
+def test_narrow_projection_stays_dense():
+    x = (torch.rand(20, 64) < 0.1).float()
+    assert not _took_sparse_path(sparse_linear(x, torch.randn(kernels.SPARSE_MIN_OUT - 1, 64, requires_grad=True)))
+    assert _took_sparse_path(sparse_linear(x, torch.randn(kernels.SPARSE_MIN_OUT, 64, requires_grad=True)))
+
+
+@needs_numba
 def test_sparse_linear_binary_and_weighted_inputs_agree_with_dense():
     # spike trains (all nonzeros are 1) store no values; weighted sparse inputs do
     g = torch.Generator().manual_seed(2)
-    w = torch.randn(19, 64, generator=g, dtype=DT, requires_grad=True)
-    b = torch.randn(19, generator=g, dtype=DT, requires_grad=True)
+    w = torch.randn(35, 64, generator=g, dtype=DT, requires_grad=True)
+    b = torch.randn(35, generator=g, dtype=DT, requires_grad=True)
     for scale in (1.0, 0.5):
         x = (torch.rand(33, 64, generator=g, dtype=DT) < 0.1).to(DT) * scale
-        G = torch.randn(33, 19, generator=g, dtype=DT)
+        G = torch.randn(33, 35, generator=g, dtype=DT)
         outs = []
         for fn in (sparse_linear, torch.nn.functional.linear):
             y = fn(x, w, b)

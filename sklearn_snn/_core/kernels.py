@@ -887,6 +887,10 @@ def _leaky_ok(x, beta):
 SPARSE_DENSITY = 0.25
 """Inputs with at most this fraction of nonzeros take the sparse projection path."""
 
+SPARSE_MIN_OUT = 32
+"""Narrower projections (e.g. into a 10-class output layer) stay dense: finding the nonzeros costs
+about as much as the dense product there."""
+
 
 class _SparseLinear(torch.autograd.Function):
     """``x @ W.T + b`` for a mostly-zero ``x`` (N, F): touches only the nonzeros.
@@ -980,13 +984,19 @@ def sparse_linear(x, weight, bias=None, max_density=None):
     max_density = SPARSE_DENSITY if max_density is None else max_density
     nb = None
     if (x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and weight.dtype == x.dtype
-            and weight.device.type == "cpu" and x.dim() >= 2 and x.shape[-1] >= 16 and max_density > 0):
+            and weight.device.type == "cpu" and x.dim() >= 2 and x.shape[-1] >= 16 and weight.shape[0] >= SPARSE_MIN_OUT
+            and max_density > 0):
         nb = _numba_kernels()
     if nb is None:
         return torch.nn.functional.linear(x, weight, bias)
     lead = x.shape[:-1]
     x2 = x.reshape(-1, x.shape[-1])
     if not x2.is_contiguous():
+        return torch.nn.functional.linear(x, weight, bias)
+    # a dense input (e.g. the scaled features of the first layer) is recognised from its first rows,
+    # without the full counting pass
+    probe = x2[:256]
+    if int(torch.count_nonzero(probe)) > 2 * max_density * probe.numel():
         return torch.nn.functional.linear(x, weight, bias)
     nb, _ = _kernels()
     counts = torch.empty(x2.shape[0], dtype=torch.int64)
