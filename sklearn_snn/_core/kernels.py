@@ -643,12 +643,22 @@ def _numba_kernels():
             _start_thread_pool(numba)
             _NB = _types.SimpleNamespace(
                 numba=numba,
-                par=_types.SimpleNamespace(**{k: numba.njit(**par)(f) for k, f in fns.items()}),
-                ser=_types.SimpleNamespace(**{k: numba.njit(**opts)(f) for k, f in fns.items()}),
+                par=_types.SimpleNamespace(**{k: numba.njit(**par)(_variant(f, "par")) for k, f in fns.items()}),
+                ser=_types.SimpleNamespace(**{k: numba.njit(**opts)(_variant(f, "ser")) for k, f in fns.items()}),
             )
         except ImportError:
             _NB = False
     return _NB or None
+
+
+def _variant(fn, tag):
+    """A copy of ``fn`` under its own name: numba's disk cache is keyed by the function's name and
+    line, not by its compile options, so the parallel and the serial build of one function would
+    share (and load each other's) cache entries."""
+    f = _types.FunctionType(fn.__code__, fn.__globals__, f"{fn.__name__}_{tag}", fn.__defaults__, fn.__closure__)
+    f.__qualname__ = f"{fn.__qualname__}_{tag}"
+    f.__module__ = fn.__module__
+    return f
 
 
 def _start_thread_pool(numba):
@@ -664,6 +674,7 @@ def _start_thread_pool(numba):
     had = key in _os.environ
     if not had:
         _os.environ[key] = "PASSIVE"
+    n_torch = torch.get_num_threads()
     try:
         from numba.np.ufunc import parallel as _parallel
 
@@ -673,6 +684,9 @@ def _start_thread_pool(numba):
     finally:
         if not had:
             _os.environ.pop(key, None)
+        # starting an OpenMP pool can reset the process-wide thread count torch reads
+        if torch.get_num_threads() != n_torch:
+            torch.set_num_threads(n_torch)
 
 
 def _kernels():
