@@ -35,6 +35,7 @@ def _shared(name):
     return getattr(BaseSNN, name, None) or getattr(GradientSNNMixin, name)
 
 
+_GA_PARAMS = ("n_elite", "tournament_size", "crossover", "crossover_rate", "n_parents", "mutation_rate", "tau")
 _NETWORK_PARAMS = ("hidden_layer_sizes", "n_steps", "neuron", "tau_mem", "tau_syn", "threshold", "reset",
                    "encoder", "readout", "input_scaling", "device", "torch_num_threads", "random_state", "verbose")
 
@@ -107,26 +108,35 @@ class EvolvedSNN(ClassifierMixin, SNNClassifierMixin, BaseSNN):
           (diagonal) CMA-ES above (Ros & Hansen 2008). Choose one explicitly with
           ``'full-cma-es'`` or ``'sep-cma-es'``.
         - ``'snes'``: separable natural evolution strategy (Schaul et al. 2011).
-        - ``'ga'``: tournament selection, uniform crossover, Gaussian mutation and elitism.
+        - ``'ga'``: elitism, tournament selection, crossover (intermediate recombination of
+          four parents by default) and Gaussian mutation with self-adaptive step sizes.
     population_size : int, default=64
         Individuals per generation (rounded up to even for 'openai-es').
     sigma : float, default=0.05
-        Initial standard deviation of the search distribution / of the GA's mutations, in
-        weight units (the initial weights are uniform in +-1/sqrt(fan_in)).
+        Initial standard deviation of the search distribution / of the GA's first population
+        and mutations (then self-adapted), in weight units (the initial weights are uniform in
+        +-1/sqrt(fan_in)).
     learning_rate_init : float, default=0.01
         Adam step size of 'openai-es' (unused by the other strategies).
     alpha : float, default=0.0
         L2 weight decay of 'openai-es'.
     strategy_params : dict or None, default=None
-        Extra settings of the GA: ``n_elite`` (default ``population_size // 10``),
-        ``tournament_size`` (3), ``crossover_rate`` (0.5), ``mutation_rate`` (0.1).
+        Extra settings of the GA (see :class:`sklearn_snn._core.evolution.GeneticAlgorithm`):
+        ``n_elite`` (default ``max(1, population_size // 16)``), ``tournament_size``
+        (``max(2, population_size // 8)``), ``crossover`` ('arithmetic', 'blend' or 'uniform'),
+        ``crossover_rate`` (0.9), ``n_parents`` (4, for 'arithmetic'), ``mutation_rate`` (1.0,
+        the fraction of genes mutated) and ``tau`` (the learning rate of the self-adaptive
+        mutation step, default ``1 / sqrt(2 sqrt(n_genes))``).
     fitness : {'cross_entropy', 'accuracy'} or callable, default='cross_entropy'
         What is maximised on each generation's minibatch: minus the mean cross-entropy of the
         readout, the accuracy, or ``fitness(view, X, y) -> float`` for any other objective
         (need not be differentiable). ``view`` offers ``predict``, ``predict_proba``,
         ``decision_function``, ``score``, ``spike_count`` (spikes per sample), ``firing_rate``,
         ``active_fraction`` (architecture genes switched on) and ``classes_`` for that individual;
-        on the minibatch ``X`` they read the population's batched forward pass.
+        on the minibatch ``X`` they read the population's batched forward pass. A non-finite
+        value (NaN, inf) ranks that individual last, with a ``RuntimeWarning``; when every
+        individual of a generation gets one, ``fit`` raises a ``RuntimeError`` and the estimator
+        keeps the best individual found before (``warm_start`` continues from there).
     batch_size : int or 'auto', default='auto'
         Samples per generation, drawn without replacement and shared by the population;
         ``min(256, n_samples)`` for 'auto'.
@@ -287,10 +297,10 @@ class EvolvedSNN(ClassifierMixin, SNNClassifierMixin, BaseSNN):
             kw = dict(lr=self.learning_rate_init, weight_decay=self.alpha)
         elif self.strategy == "ga":
             kw = dict(self.strategy_params or {})
-            unknown = set(kw) - {"n_elite", "tournament_size", "crossover_rate", "mutation_rate"}
+            unknown = set(kw) - set(_GA_PARAMS)
             if unknown:
-                raise ValueError(f"Unknown strategy_params {sorted(unknown)} for strategy='ga'; use n_elite, "
-                                 "tournament_size, crossover_rate, mutation_rate.")
+                raise ValueError(f"Unknown strategy_params {sorted(unknown)} for strategy='ga'; use "
+                                 f"{', '.join(_GA_PARAMS)}.")
         elif self.strategy_params:
             raise ValueError(f"strategy_params apply to strategy='ga' only, got {self.strategy_params} for "
                              f"strategy={self.strategy!r}.")
@@ -304,11 +314,9 @@ class EvolvedSNN(ClassifierMixin, SNNClassifierMixin, BaseSNN):
         per sample, for raw (validated, unscaled) X, batched over the population."""
         device = self._device()
         xb = self._encode(self._to_tensor(self._scale(X), device=device), train=False)
-        with torch.no_grad():
-            logits, spikes = pop.forward(genomes.to(device=device, dtype=torch.float32), xb)
-        counts = sum(s.sum((0, 3)) for s in spikes)
+        logits, counts = pop.evaluate(genomes.to(device=device, dtype=torch.float32), xb, spike_counts=True)
         return (logits.double().cpu().numpy(), counts.double().cpu().numpy(),
-                sum(s.shape[0] * s.shape[3] for s in spikes))  # neuron-steps per sample
+                xb.shape[0] * pop.n_spiking_units)  # neuron-steps per sample
 
     def _fitness(self, pop, genomes, xb, yb, X_raw, y_raw):
         """(P,) float64 CPU fitness of every genome on one minibatch."""
@@ -319,7 +327,7 @@ class EvolvedSNN(ClassifierMixin, SNNClassifierMixin, BaseSNN):
                     for i in range(genomes.shape[0])]
             return torch.tensor(vals, dtype=torch.float64)
         with torch.no_grad():
-            logits, _ = pop.forward(genomes.to(device=xb.device, dtype=xb.dtype), xb)
+            logits, _ = pop.evaluate(genomes.to(device=xb.device, dtype=xb.dtype), xb)
             if self.fitness == "accuracy":
                 f = (logits.argmax(2) == yb).to(torch.float64).mean(1)
             else:
@@ -363,7 +371,7 @@ class EvolvedSNN(ClassifierMixin, SNNClassifierMixin, BaseSNN):
         Xt = self._to_tensor(self._scale(X), device=device)
         yt = targets.to(device)
         n_gen = 1 if incremental else self.max_iter
-        stopped = interrupted = False
+        stopped = interrupted = warned = False
         with self._threads():
             try:
                 for _ in range(n_gen):
@@ -375,13 +383,23 @@ class EvolvedSNN(ClassifierMixin, SNNClassifierMixin, BaseSNN):
                     strat = self._strategy
                     cand = strat.ask(gen)
                     f = self._fitness(pop, cand, xb, yb, X[idx_np], y[idx_np])
+                    finite = torch.isfinite(f)
+                    if not finite.all():
+                        n_bad = self._non_finite(f, finite, strat, pop)   # raises when none is finite
+                        if not warned:
+                            warned = True
+                            warnings.warn(
+                                f"EvolvedSNN: {n_bad} of {f.numel()} individuals got a non-finite fitness (NaN or "
+                                f"inf) in generation {self.n_iter_ + 1}; they rank last. If this persists, "
+                                f"{self._non_finite_hint()}", RuntimeWarning)
                     strat.tell(f)
                     inc = strat.incumbent
-                    f_inc = float(self._fitness(pop, inc.unsqueeze(0), xb, yb, X[idx_np], y[idx_np])[0])
+                    f_inc = strat.incumbent_fitness          # known for an evaluated individual (GA)
+                    if f_inc is None:
+                        f_inc = float(self._fitness(pop, inc.unsqueeze(0), xb, yb, X[idx_np], y[idx_np])[0])
                     self.n_iter_ += 1
                     self.fitness_curve_.append(f_inc)
-                    self.population_fitness_curve_.append(float(f[torch.isfinite(f)].mean()) if torch.isfinite(f).any()
-                                                          else float("nan"))
+                    self.population_fitness_curve_.append(float(f[finite].mean()))
                     self._no_improve = 0 if f_inc > self.best_fitness_ + self.tol else self._no_improve + 1
                     if f_inc > self.best_fitness_:
                         self.best_fitness_ = f_inc
@@ -404,6 +422,27 @@ class EvolvedSNN(ClassifierMixin, SNNClassifierMixin, BaseSNN):
             warnings.warn(f"Evolution: maximum generations ({self.max_iter}) reached and the fitness has not "
                           "converged yet.", ConvergenceWarning)
         return self
+
+    def _non_finite_hint(self):
+        if callable(self.fitness):
+            return "check that the fitness callable returns a finite float for every individual"
+        return ("lower sigma (or learning_rate_init): the networks' outputs overflow; also check the "
+                "input scaling")
+
+    def _non_finite(self, f, finite, strat, pop):
+        """Number of non-finite fitness values; when none is finite, drop the generation and raise
+        (the estimator keeps its best individual so far and the strategy its state before it)."""
+        n_bad = int((~finite).sum())
+        if finite.any():
+            return n_bad
+        strat._pending = None                                 # this generation is not told
+        pop.load_into(self.module_, self.best_genome_)
+        example = f[0].item()
+        raise RuntimeError(
+            f"EvolvedSNN: all {f.numel()} individuals of generation {self.n_iter_ + 1} got a non-finite fitness "
+            f"(e.g. {example!r}), so there is nothing to select. Please {self._non_finite_hint()}. The estimator "
+            f"keeps its best individual so far ({self.n_iter_} generation(s) run, best_fitness_="
+            f"{self.best_fitness_!r}); with warm_start=True a later fit continues from there.")
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y):

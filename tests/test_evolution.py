@@ -253,7 +253,8 @@ def test_nonfinite_fitness_ranks_last():
         calls["n"] += 1
         return float("nan") if view.index % 3 == 0 else view.score(X, y)
 
-    est = EvolvedSNN(**dict(FAST, fitness=flaky, max_iter=5)).fit(X, y)
+    with pytest.warns(RuntimeWarning, match="non-finite fitness"):
+        est = EvolvedSNN(**dict(FAST, fitness=flaky, max_iter=5)).fit(X, y)
     assert calls["n"] > 0 and np.isfinite(est.population_fitness_curve_).all()
 
 

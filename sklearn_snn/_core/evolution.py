@@ -1,14 +1,20 @@
 """Gradient-free training: evolution strategies, a genetic algorithm and a batched population SNN.
 
-Two halves, both pure torch:
+Two halves:
 
 - :class:`PopulationSNN` evaluates a whole population of networks that share one architecture
-  (an :class:`~sklearn_snn._core.network.SNN` used as the template) as *one* tensor program.
-  Every individual is a row of a ``(P, D)`` parameter matrix; each layer's weights are viewed as a
-  ``(P, H, F)`` stack and applied with one batched matmul, and the population is folded into the
-  batch dimension of :func:`~sklearn_snn._core.kernels.spiking_scan` (``P * B`` rows), so the only
-  loop is the scan's loop over time steps. Optional architecture genes
-  (connectivity masks, hidden-unit gates) are extra columns of the same matrix.
+  (an :class:`~sklearn_snn._core.network.SNN` used as the template) as *one* program. Every
+  individual is a row of a ``(P, D)`` parameter matrix. The input is shared by the population, so
+  the first layer's currents of all individuals come from a single matrix product with the
+  population's stacked first-layer weights, ``(P * H, F) @ (F, B)`` (once for a constant-current
+  input, once per step otherwise). On CPU, when numba is installed, one compiled kernel then runs
+  the neuron updates, the products with the individual weights of the later layers and the
+  readout of every individual, time step after time step, in buffers that stay in the cache
+  (a few times ``H * B`` values per individual; nothing of size ``T x P x B x H`` is built unless
+  the spikes are asked for, then as bytes). Elsewhere (CUDA, no numba) the same computation runs
+  as batched torch ops (stacked weights, ``bmm``, the population folded into the batch dimension
+  of :func:`~sklearn_snn._core.kernels.spiking_scan`). Optional architecture genes (connectivity
+  masks, hidden-unit gates) are extra columns of the same matrix.
 - Search strategies with an ask/tell interface that *maximise* a fitness:
   :class:`OpenAIES` (Salimans et al. 2017), :class:`CMAES` (full covariance, Hansen 2016),
   :class:`SepCMAES` (diagonal, Ros & Hansen 2008), :class:`SNES` (Schaul et al. 2011) and
@@ -20,7 +26,10 @@ Two halves, both pure torch:
 from __future__ import annotations
 
 import math
+import threading
+import types
 
+import numpy as np
 import torch
 
 from .encoding import is_static
@@ -28,6 +37,221 @@ from .kernels import leaky_integrate, spiking_scan
 from .network import SNN, SPIKING_READOUTS
 
 ARCHITECTURE_MODES = ("connectivity", "width", "both")
+READOUT_CODES = {"spike_count": 0, "first_spike": 1, "membrane_max": 2, "membrane_last": 3, "membrane_mean": 4}
+BACKENDS = ("auto", "torch", "numba")
+_CHUNK_ELEMENTS = 1 << 20   # first-layer currents computed per population chunk (4 MB in float32)
+
+
+# --------------------------------------------------------------------------------------------
+# the compiled population kernel (numba, optional)
+# --------------------------------------------------------------------------------------------
+prange = range   # numba.prange once the kernel is compiled
+
+
+def _population_kernel(cur0, W, p_base, n_p, lay, fpar, consts, ipar, logits, spk, counts,
+                       V_, S_, SYN_, A_, ACC_, VO_, AGG_, SURV_, CNT_):
+    """Every individual ``p_base + p`` (p < n_p) of the population over all steps and layers.
+
+    ``cur0`` (n_p * H0, Tc * B): first-layer currents (bias included) of the chunk, column
+    ``t * B + b`` (``Tc == 1``: the same current every step). ``W`` (P, n_weights): effective
+    weights. ``lay`` (L, 8) per layer: weight offset, bias offset, n_out, n_in, offset of its
+    units in the state (-1: leaky readout), synaptic current, adaptation, subtractive reset.
+    ``fpar`` (L, 6): beta, alpha, threshold, adapt, rho of the layer. ``consts``: one, zero,
+    n_steps. ``ipar``: n_steps, readout code, save spikes, count spikes, static input.
+    The state of one individual, (units, B) per array, lives in the ``*_[c]`` scratch of the
+    chunk ``c`` of individuals that one thread walks; the lanes of the inner loops are the
+    samples of the minibatch.
+    """
+    B, O = logits.shape[1], logits.shape[2]
+    T, rcode, save, count, static = ipar[0], ipar[1], ipar[2] != 0, ipar[3] != 0, ipar[4] != 0
+    one, zero, fT = consts[0], consts[1], consts[2]
+    L = lay.shape[0]
+    H0 = lay[0, 2]
+    nchunks = V_.shape[0]
+    step = (n_p + nchunks - 1) // nchunks
+    for c in prange(nchunks):
+        V, S, SYN, A, ACC = V_[c], S_[c], SYN_[c], A_[c], ACC_[c]
+        VO, AGG, SURV, CNT = VO_[c], AGG_[c], SURV_[c], CNT_[c]
+        for p in range(c * step, min(n_p, (c + 1) * step)):
+            pg = p_base + p
+            V[:] = zero
+            SYN[:] = zero
+            A[:] = zero
+            VO[:] = zero
+            AGG[:] = zero
+            SURV[:] = one
+            CNT[:] = zero
+            for t in range(T):
+                col = 0 if static else t * B
+                for k in range(L):
+                    w_off, b_off, n_out, n_in, h_off = lay[k, 0], lay[k, 1], lay[k, 2], lay[k, 3], lay[k, 4]
+                    if k > 0:
+                        # ACC = bias + W_k @ spikes of layer k-1, two outputs x four inputs per pass
+                        prev = lay[k - 1, 4]
+                        for o in range(n_out):
+                            bo = W[pg, b_off + o]
+                            for b in range(B):
+                                ACC[o, b] = bo
+                        o = 0
+                        while o < n_out:
+                            o2 = o + 1 if o + 1 < n_out else o
+                            two = o2 > o
+                            base0 = w_off + o * n_in
+                            base1 = w_off + o2 * n_in
+                            j = 0
+                            while j + 4 <= n_in:
+                                w00 = W[pg, base0 + j]
+                                w01 = W[pg, base0 + j + 1]
+                                w02 = W[pg, base0 + j + 2]
+                                w03 = W[pg, base0 + j + 3]
+                                w10 = W[pg, base1 + j] if two else zero
+                                w11 = W[pg, base1 + j + 1] if two else zero
+                                w12 = W[pg, base1 + j + 2] if two else zero
+                                w13 = W[pg, base1 + j + 3] if two else zero
+                                j0 = prev + j
+                                for b in range(B):
+                                    x0 = S[j0, b]
+                                    x1 = S[j0 + 1, b]
+                                    x2 = S[j0 + 2, b]
+                                    x3 = S[j0 + 3, b]
+                                    ACC[o, b] += w00 * x0 + w01 * x1 + w02 * x2 + w03 * x3
+                                    ACC[o2, b] += w10 * x0 + w11 * x1 + w12 * x2 + w13 * x3
+                                j += 4
+                            while j < n_in:
+                                w00 = W[pg, base0 + j]
+                                w10 = W[pg, base1 + j] if two else zero
+                                for b in range(B):
+                                    x0 = S[prev + j, b]
+                                    ACC[o, b] += w00 * x0
+                                    ACC[o2, b] += w10 * x0
+                                j += 1
+                            o += 2
+                    if h_off >= 0:
+                        beta, alpha, thr, adapt, rho = fpar[k, 0], fpar[k, 1], fpar[k, 2], fpar[k, 3], fpar[k, 4]
+                        cuba, alif, subtract = lay[k, 5] != 0, lay[k, 6] != 0, lay[k, 7] != 0
+                        for h in range(n_out):
+                            row = p * H0 + h
+                            q = h_off + h
+                            if not cuba and not alif and subtract:      # the common case, kept lean
+                                if k == 0:
+                                    for b in range(B):
+                                        u = beta * V[q, b] + cur0[row, col + b]
+                                        s = one if u >= thr else zero
+                                        S[q, b] = s
+                                        V[q, b] = u - thr * s
+                                else:
+                                    for b in range(B):
+                                        u = beta * V[q, b] + ACC[h, b]
+                                        s = one if u >= thr else zero
+                                        S[q, b] = s
+                                        V[q, b] = u - thr * s
+                            else:
+                                for b in range(B):
+                                    cx = cur0[row, col + b] if k == 0 else ACC[h, b]
+                                    if cuba:
+                                        cx = alpha * SYN[q, b] + cx
+                                        SYN[q, b] = cx
+                                    u = beta * V[q, b] + cx
+                                    th = thr + adapt * A[q, b] if alif else thr
+                                    s = one if u >= th else zero
+                                    S[q, b] = s
+                                    if subtract:
+                                        V[q, b] = u - thr * s
+                                    else:
+                                        V[q, b] = u * (one - s)
+                                    if alif:
+                                        A[q, b] = rho * A[q, b] + s
+                            if save:
+                                for b in range(B):
+                                    spk[t, pg, q, b] = S[q, b] != zero
+                            if count:
+                                for b in range(B):
+                                    CNT[b] += S[q, b]
+                        if k == L - 1:            # spiking readout
+                            for o in range(n_out):
+                                q = h_off + o
+                                if rcode == 0:
+                                    for b in range(B):
+                                        AGG[o, b] += S[q, b]
+                                else:
+                                    for b in range(B):
+                                        SURV[o, b] = SURV[o, b] * (one - S[q, b])
+                                        AGG[o, b] += SURV[o, b]
+                    else:                         # leaky (non-spiking) readout
+                        beta = fpar[k, 0]
+                        for o in range(n_out):
+                            if rcode == 2:
+                                for b in range(B):
+                                    v = beta * VO[o, b] + ACC[o, b]
+                                    VO[o, b] = v
+                                    # NaN propagates as in torch's max
+                                    if t == 0 or v > AGG[o, b] or v != v:
+                                        AGG[o, b] = v
+                            elif rcode == 3:
+                                for b in range(B):
+                                    VO[o, b] = beta * VO[o, b] + ACC[o, b]
+                                if t == T - 1:
+                                    for b in range(B):
+                                        AGG[o, b] = VO[o, b]
+                            else:
+                                for b in range(B):
+                                    v = beta * VO[o, b] + ACC[o, b]
+                                    VO[o, b] = v
+                                    AGG[o, b] += v
+            for o in range(O):
+                for b in range(B):
+                    v = AGG[o, b]
+                    if rcode == 4:
+                        v = v / fT
+                    elif rcode == 1:
+                        v = -v
+                    logits[pg, b, o] = v
+            if count:
+                for b in range(B):
+                    counts[pg, b] = CNT[b]
+
+
+_KERNEL = None   # namespace of the compiled kernels once built, False when numba is unavailable
+_KERNEL_LOCK = threading.Lock()
+
+
+def _compiled():
+    """The compiled population kernels (serial and parallel), or None without numba."""
+    global _KERNEL, prange
+    if _KERNEL is None:
+        with _KERNEL_LOCK:
+            if _KERNEL is None:
+                from . import kernels
+
+                n_threads = torch.get_num_threads()
+                nb = kernels._numba_kernels()       # honours SKLEARN_SNN_NUMBA=0; starts numba's pool
+                # Starting numba's OpenMP pool raises the OpenMP thread count that torch and MKL
+                # read (1 -> NUMBA_NUM_THREADS under OMP_NUM_THREADS=1; measured: a 4096x64 @ 64x32
+                # product 25-60x slower on a shared 2-core machine); restore torch's count.
+                if torch.get_num_threads() != n_threads:
+                    torch.set_num_threads(n_threads)
+                if nb is None:
+                    _KERNEL = False
+                else:
+                    numba = nb.numba
+                    prange = numba.prange
+                    opts = dict(cache=True, nogil=True)
+                    # the parallel variant is a copy under its own name: numba's on-disk cache keys
+                    # entries by function name and signature, not by the 'parallel' option
+                    par_fn = types.FunctionType(_population_kernel.__code__, globals(), "_population_kernel_par")
+                    par_fn.__qualname__ = "_population_kernel_par"
+                    _KERNEL = types.SimpleNamespace(numba=numba, ser=numba.njit(**opts)(_population_kernel),
+                                                    par=numba.njit(parallel=True, **opts)(par_fn))
+    return _KERNEL or None
+
+
+def _kernel_threads(kern, n_p):
+    """(kernel, number of chunks) for this thread: parallel only from the main thread."""
+    n = max(1, min(torch.get_num_threads(), kern.numba.config.NUMBA_NUM_THREADS, n_p))
+    if n == 1 or threading.current_thread() is not threading.main_thread():
+        return kern.ser, 1
+    kern.numba.set_num_threads(n)
+    return kern.par, n
 
 
 # --------------------------------------------------------------------------------------------
@@ -50,6 +274,10 @@ class PopulationSNN:
     template : SNN
         Feed-forward network (no recurrence, no learned neuron parameters, no normalisation).
     architecture : None or {'connectivity', 'width', 'both'}
+    backend : {'auto', 'torch', 'numba'}, default='auto'
+        ``'numba'``: the compiled kernel (CPU float32/float64 tensors, numba installed);
+        ``'torch'``: batched torch ops on any device; ``'auto'``: the kernel where it applies.
+        Both compute the same values.
 
     Examples
     --------
@@ -61,17 +289,23 @@ class PopulationSNN:
     >>> logits, spikes = pop.forward(genomes, torch.rand(10, 2, 4))
     >>> logits.shape, spikes[0].shape
     (torch.Size([5, 2, 3]), torch.Size([10, 5, 2, 8]))
+    >>> logits, counts = pop.evaluate(genomes, torch.rand(10, 2, 4), spike_counts=True)
+    >>> counts.shape                                      # spikes per individual and sample
+    torch.Size([5, 2])
     """
 
-    def __init__(self, template: SNN, architecture=None):
+    def __init__(self, template: SNN, architecture=None, backend="auto"):
         if architecture is not None and architecture not in ARCHITECTURE_MODES:
             raise ValueError(f"architecture must be None or one of {ARCHITECTURE_MODES}, got {architecture!r}.")
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}.")
         for layer in template.hidden:
             if layer.w_rec is not None or layer.norm is not None or layer.learn_tau or layer.learn_threshold:
                 raise ValueError("PopulationSNN supports feed-forward layers without normalisation or learned "
                                  "neuron parameters.")
         self.template = template
         self.architecture = architecture
+        self.backend = backend
         self.layers = template.layers
         self.slices = []  # per layer: (weight slice, bias slice, (out, in))
         offset = 0
@@ -100,6 +334,30 @@ class PopulationSNN:
                 self.gate_slices.append(slice(offset, offset + n_out))
                 offset += n_out
         self.n_genes = offset
+        self._layer_table()
+        self._workspace = {}                 # buffers of the compiled path, reused from call to call
+        self._lock = threading.Lock()        # ... so one call at a time uses them
+
+    def _layer_table(self):
+        """Per-layer integers and floats of the compiled kernel."""
+        spiking_out = self.template.readout in SPIKING_READOUTS
+        lay, fpar, h_off = [], [], 0
+        for k, ((ws, bs, (n_out, n_in)), layer) in enumerate(zip(self.slices, self.layers)):
+            spiking = k < len(self.slices) - 1 or spiking_out
+            if spiking:
+                s = layer.spec
+                lay.append([ws.start, bs.start, n_out, n_in, h_off, s.uses_synapse, s.adaptive,
+                            s.reset == "subtract"])
+                fpar.append([s.beta, s.alpha, s.threshold, s.adapt, s.rho, 0.0])
+                h_off += n_out
+            else:
+                lay.append([ws.start, bs.start, n_out, n_in, -1, 0, 0, 0])
+                fpar.append([layer.beta0, 0.0, 0.0, 0.0, 0.0, 0.0])
+        self._lay = np.asarray(lay, dtype=np.int64)
+        self._fpar = np.asarray(fpar, dtype=np.float64)
+        self.n_spiking_units = h_off                           # spiking units, all layers
+        self._max_width = max(n_out for _, _, (n_out, _) in self.slices)
+        self._spiking_sizes = [(int(r[4]), int(r[2])) for r in lay if r[4] >= 0]
 
     # --- genome <-> template ---------------------------------------------------------------
     def initial_genome(self, arch_init=1.0):
@@ -108,14 +366,15 @@ class PopulationSNN:
         extra = torch.full((self.n_genes - self.n_weights,), float(arch_init), dtype=w.dtype, device=w.device)
         return torch.cat([w, extra])
 
-    def effective_weights(self, genomes):
+    def effective_weights(self, genomes, dtype=None):
         """Weights with the architecture applied (masked connections / removed units set to 0).
 
-        ``genomes`` (P, n_genes) or (n_genes,) -> (P, n_weights) or (n_weights,).
+        ``genomes`` (P, n_genes) or (n_genes,) -> (P, n_weights) or (n_weights,), contiguous, in
+        ``dtype`` (default: the genomes' dtype).
         """
         single = genomes.dim() == 1
         g = genomes.unsqueeze(0) if single else genomes
-        w = g[:, :self.n_weights].clone()
+        w = g[:, :self.n_weights].to(dtype=dtype or g.dtype, memory_format=torch.contiguous_format, copy=True)
         for k, (ws, bs, _) in enumerate(self.slices):
             if self.mask_slices:
                 w[:, ws] *= (g[:, self.mask_slices[k]] > 0).to(w.dtype)
@@ -149,7 +408,53 @@ class PopulationSNN:
         return module
 
     # --- the batched forward ---------------------------------------------------------------
-    def forward(self, genomes, x):
+    def _use_kernel(self, x, backend):
+        backend = self.backend if backend is None else backend
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}.")
+        if backend == "torch":
+            return False
+        ok = (x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and x.dim() == 3
+              and len(self.template.hidden) > 0)
+        if backend == "numba":
+            if not ok:
+                raise ValueError("backend='numba' runs CPU float32/float64 inputs only.")
+            if _compiled() is None:
+                raise ImportError("backend='numba' needs numba (pip install numba).")
+            return True
+        return ok and _compiled() is not None
+
+    def evaluate(self, genomes, x, spike_counts=False, backend=None):
+        """Readout of every individual (and its spike count per sample), without gradients.
+
+        What :meth:`forward` gives, reduced to what a fitness needs: the compiled kernel
+        keeps no spike trains.
+
+        Parameters
+        ----------
+        genomes : Tensor (P, n_genes)
+        x : Tensor (T, B, F)
+            Encoded input, shared by the population.
+        spike_counts : bool
+            Also return the spikes per individual and sample, summed over the spiking layers
+            and the steps.
+        backend : None or {'auto', 'torch', 'numba'}
+            Overrides the population's ``backend``.
+
+        Returns
+        -------
+        logits : Tensor (P, B, n_out)
+        counts : Tensor (P, B) or None
+        """
+        with torch.no_grad():
+            if self._use_kernel(x, backend):
+                logits, counts, _ = self._run_kernel(genomes, x, save_spikes=False, count=spike_counts)
+                return logits, counts
+            logits, spikes = self._forward_torch(genomes, x)
+            counts = sum(s.sum((0, 3)) for s in spikes).to(x.dtype) if spike_counts else None
+            return logits, counts
+
+    def forward(self, genomes, x, backend=None):
         """Evaluate every individual on the same input, as one batched program.
 
         Parameters
@@ -158,6 +463,8 @@ class PopulationSNN:
         x : Tensor (T, B, F)
             Encoded input, shared by the population (a stride-0 constant current is projected
             once, not once per step).
+        backend : None or {'auto', 'torch', 'numba'}
+            Overrides the population's ``backend``.
 
         Returns
         -------
@@ -166,9 +473,83 @@ class PopulationSNN:
         spikes : list of Tensor (T, P, B, H)
             Spikes of every spiking layer (the output layer too for spiking readouts).
         """
+        with torch.no_grad():
+            if self._use_kernel(x, backend):
+                logits, _, spk = self._run_kernel(genomes, x, save_spikes=True, count=False)
+                # (T, P, units, B) bytes -> per layer (T, P, B, H) in the input's dtype
+                spikes = [spk[:, :, o:o + n].permute(0, 1, 3, 2).to(x.dtype, memory_format=torch.contiguous_format)
+                          for o, n in self._spiking_sizes]
+                return logits, spikes
+            return self._forward_torch(genomes, x)
+
+    def _buffers(self, key, make):
+        buf = self._workspace.get(key)
+        if buf is None:
+            if len(self._workspace) > 8:
+                self._workspace.clear()
+            buf = self._workspace[key] = make()
+        return buf
+
+    def _run_kernel(self, genomes, x, save_spikes, count):
+        with self._lock:
+            return self._run_kernel_locked(genomes, x, save_spikes, count)
+
+    def _run_kernel_locked(self, genomes, x, save_spikes, count):
+        """The compiled path: one GEMM per population chunk for the first layer's currents, then
+        the kernel for everything else. Buffers are reused from call to call."""
+        kern = _compiled()
         P = genomes.shape[0]
         T, B, F = x.shape
-        w_all = self.effective_weights(genomes).to(x.dtype)
+        dt = x.dtype
+        npdt = np.float32 if dt == torch.float32 else np.float64
+        static = is_static(x)
+        Tc = 1 if static else T
+        W = self.effective_weights(genomes.detach().to("cpu"), dtype=dt)        # (P, n_weights)
+        ws, bs, (H0, n_in0) = self.slices[0]
+        if n_in0 != F:
+            raise ValueError(f"The input has {F} features; the population expects {n_in0}.")
+        O = self.slices[-1][2][0]
+        xt = (x[0] if static else x.reshape(T * B, F)).t().contiguous()      # (F, Tc * B)
+        Pc = max(1, min(P, _CHUNK_ELEMENTS // max(1, H0 * Tc * B)))
+        fn, nthreads = _kernel_threads(kern, min(P, Pc))
+        Hs, Hm = max(self.n_spiking_units, 1), self._max_width
+
+        def make():
+            z = lambda *s: np.zeros(s, dtype=npdt)  # noqa: E731
+            lay = self._lay
+            cuba = bool(lay[:, 5].any())
+            alif = bool(lay[:, 6].any())
+            return dict(
+                W0=torch.empty((Pc * H0, F), dtype=dt), b0=torch.empty((Pc * H0, 1), dtype=dt),
+                cur0=torch.empty((Pc * H0, Tc * B), dtype=dt),
+                scratch=[z(nthreads, Hs, B), z(nthreads, Hs, B), z(nthreads, Hs if cuba else 1, B),
+                         z(nthreads, Hs if alif else 1, B), z(nthreads, Hm, B), z(nthreads, O, B),
+                         z(nthreads, O, B), z(nthreads, O, B), z(nthreads, B)],
+                fpar=self._fpar.astype(npdt), consts=np.array([1.0, 0.0, T], dtype=npdt))
+
+        buf = self._buffers((Pc, B, Tc, T, dt, nthreads), make)
+        logits = torch.empty((P, B, O), dtype=dt)
+        counts = torch.zeros((P, B), dtype=dt) if count else torch.zeros((1, 1), dtype=dt)
+        spk = (torch.zeros((T, P, self.n_spiking_units, B), dtype=torch.uint8) if save_spikes
+               else torch.zeros((1, 1, 1, 1), dtype=torch.uint8))
+        ipar = np.array([T, READOUT_CODES[self.template.readout], save_spikes, count, static], dtype=np.int64)
+        W_np, l_np, c_np, s_np = W.numpy(), logits.numpy(), counts.numpy(), spk.numpy()
+        for p0 in range(0, P, Pc):
+            n = min(Pc, P - p0)
+            W0, b0, cur0 = buf["W0"][:n * H0], buf["b0"][:n * H0], buf["cur0"][:n * H0]
+            W0.view(n, H0 * F).copy_(W[p0:p0 + n, ws])
+            b0.view(n, H0).copy_(W[p0:p0 + n, bs])
+            torch.addmm(b0, W0, xt, out=cur0)                     # all individuals' first layer at once
+            fn(cur0.numpy(), W_np, p0, n, self._lay, buf["fpar"], buf["consts"], ipar, l_np, s_np, c_np,
+               *buf["scratch"])
+        return logits, (counts if count else None), (spk if save_spikes else None)
+
+    def _forward_torch(self, genomes, x):
+        """Batched torch ops: stacked weights, ``bmm`` over the population, the population folded
+        into the batch dimension of the fused scan (any device)."""
+        P = genomes.shape[0]
+        T, B, F = x.shape
+        w_all = self.effective_weights(genomes, dtype=x.dtype)
         tmpl = self.template
         n_hidden = len(tmpl.hidden)
         spikes = []
@@ -236,6 +617,9 @@ class Strategy:
         self.popsize = int(popsize)
         self.generation = 0
         self._pending = None
+        # the incumbent's fitness on the last told generation when the strategy knows it (an
+        # evaluated individual), None when it must be evaluated (a distribution mean)
+        self.incumbent_fitness = None
 
     @property
     def incumbent(self):
@@ -254,8 +638,12 @@ class Strategy:
         fitness = torch.as_tensor(fitness, dtype=torch.float64, device=self.mean.device).reshape(-1)
         if fitness.numel() != self.popsize:
             raise ValueError(f"tell() expects {self.popsize} fitness values, got {fitness.numel()}.")
-        # a non-finite fitness (diverged individual) ranks last
-        return torch.nan_to_num(fitness, nan=-math.inf, posinf=math.inf, neginf=-math.inf)
+        # a non-finite fitness (a diverged individual, a broken objective) ranks last
+        finite = torch.isfinite(fitness)
+        if not finite.any():
+            raise ValueError(f"All {fitness.numel()} fitness values are non-finite (NaN or inf); there is nothing "
+                             "to select. Check the objective, or lower sigma.")
+        return torch.where(finite, fitness, torch.full_like(fitness, -math.inf))
 
 
 class OpenAIES(Strategy):
@@ -350,8 +738,10 @@ class _CMABase(Strategy):
 class CMAES(_CMABase):
     """Full-covariance CMA-ES (Hansen 2016) with rank-one and rank-mu updates.
 
-    Costs O(D^2) memory and an O(D^3) eigendecomposition per generation: use it for up to a
-    few hundred parameters (see :func:`make_strategy` for the automatic choice).
+    Costs O(D^2) memory and an O(D^3) eigendecomposition of the covariance, refreshed lazily
+    every ``eigen_interval = max(1, floor(1 / (10 D (c1 + cmu))))`` generations (Hansen 2016,
+    B.2; the covariance itself is updated every generation): use it for up to a few hundred
+    parameters (see :func:`make_strategy` for the automatic choice).
 
     Examples
     --------
@@ -372,6 +762,8 @@ class CMAES(_CMABase):
         self.C = torch.eye(n, dtype=torch.float64, device=self.mean.device)
         self.B = torch.eye(n, dtype=torch.float64, device=self.mean.device)
         self.D = torch.ones(n, dtype=torch.float64, device=self.mean.device)
+        self.eigen_interval = max(1, int(1.0 / (10.0 * n * (self.c1 + self.cmu))))
+        self._eigen_generation = 0
 
     def ask(self, generator):
         z = _randn(generator, (self.popsize, self.dim), self.mean)
@@ -393,9 +785,11 @@ class CMAES(_CMABase):
         self.C = ((1 - c1a - self.cmu) * self.C + self.c1 * torch.outer(self.pc, self.pc)
                   + self.cmu * rank_mu)
         self.C = (self.C + self.C.T) / 2
-        evals, self.B = torch.linalg.eigh(self.C)
-        self.D = evals.clamp(min=1e-20).sqrt()
         self.generation += 1
+        if self.generation - self._eigen_generation >= self.eigen_interval:
+            evals, self.B = torch.linalg.eigh(self.C)
+            self.D = evals.clamp(min=1e-20).sqrt()
+            self._eigen_generation = self.generation
 
     @property
     def covariance(self):
@@ -506,13 +900,25 @@ class SNES(Strategy):
 
 
 class GeneticAlgorithm(Strategy):
-    """Generational GA: tournament selection, uniform crossover, Gaussian mutation, elitism.
+    """Real-coded generational GA: elitism, tournament selection, crossover, self-adaptive
+    Gaussian mutation.
 
-    The first population is the mean plus Gaussian noise of scale ``sigma`` (the mean itself is
-    individual 0). Each generation keeps the ``n_elite`` fittest unchanged; every other child
-    takes each gene from one of two tournament winners (with probability ``crossover_rate`` it
-    mixes them gene by gene, otherwise it copies the first) and adds ``N(0, sigma^2)`` to each
-    gene with probability ``mutation_rate``.
+    The first population is the mean (individual 0, e.g. the network's initial weights) and
+    Gaussian perturbations of it of scale ``sigma``. Each generation keeps the ``n_elite`` fittest
+    unchanged and breeds the others:
+
+    - *selection*: each parent is the fittest of ``tournament_size`` individuals drawn at random;
+    - *crossover* (with probability ``crossover_rate``, otherwise the child copies its first
+      parent): ``'arithmetic'`` (default) averages ``n_parents`` parents (intermediate
+      recombination: what the parents share is kept, their independent mutations average out,
+      which matters with thousands of genes), ``'blend'`` draws the child on the line through two
+      parents (BLX-0.25: ``p1 + u (p2 - p1)``, ``u ~ U(-0.25, 1.25)``), ``'uniform'`` takes each
+      gene from one of two parents;
+    - *mutation*: every individual carries its own step size; a child's is the geometric mean of
+      its parents' times ``exp(tau * N(0, 1))`` (log-normal self-adaptation, Schwefel), and it adds
+      ``N(0, step^2)`` to a fraction ``mutation_rate`` of its genes. Selection keeps the step sizes
+      that produce fit children, so the steps shrink as the search closes in (``sigma`` reports
+      the geometric mean over the best quarter).
 
     Examples
     --------
@@ -522,22 +928,31 @@ class GeneticAlgorithm(Strategy):
     >>> for _ in range(150):
     ...     pop = ga.ask(g)
     ...     ga.tell(-((pop - target) ** 2).sum(1))
-    >>> bool(((ga.incumbent - target) ** 2).sum() < 0.05)
+    >>> bool(((ga.incumbent - target) ** 2).sum() < 1e-3)
     True
     """
 
     name = "ga"
+    CROSSOVERS = ("arithmetic", "blend", "uniform")
 
-    def __init__(self, mean, sigma=0.1, popsize=64, n_elite=None, tournament_size=3, crossover_rate=0.5,
-                 mutation_rate=0.1):
+    def __init__(self, mean, sigma=0.1, popsize=64, n_elite=None, tournament_size=None, crossover="arithmetic",
+                 crossover_rate=0.9, n_parents=4, mutation_rate=1.0, tau=None):
         super().__init__(mean, sigma, max(int(popsize), 2))
-        self.n_elite = max(1, self.popsize // 10) if n_elite is None else min(int(n_elite), self.popsize - 1)
-        self.tournament_size = int(tournament_size)
+        P = self.popsize
+        if crossover not in self.CROSSOVERS:
+            raise ValueError(f"crossover must be one of {self.CROSSOVERS}, got {crossover!r}.")
+        self.n_elite = max(1, P // 16) if n_elite is None else min(max(int(n_elite), 0), P - 1)
+        self.tournament_size = max(2, P // 8) if tournament_size is None else max(1, int(tournament_size))
+        self.crossover = crossover
         self.crossover_rate = float(crossover_rate)
+        self.n_parents = max(2, int(n_parents)) if crossover == "arithmetic" else 2
         self.mutation_rate = float(mutation_rate)
+        self.tau = 1.0 / math.sqrt(2.0 * math.sqrt(self.dim)) if tau is None else float(tau)
         self.population = None
+        self.step_sizes = None
         self._next = None
         self.best = self.mean.clone()
+        self.incumbent_fitness = None
 
     @property
     def incumbent(self):
@@ -550,6 +965,7 @@ class GeneticAlgorithm(Strategy):
             noise = _randn(generator, (self.popsize, self.dim), self.mean)
             noise[0] = 0.0
             self.population = self.mean + self.sigma * noise
+            self.step_sizes = torch.full((self.popsize,), self.sigma, dtype=torch.float64, device=self.mean.device)
         self._pending = True
         return self.population
 
@@ -559,28 +975,47 @@ class GeneticAlgorithm(Strategy):
     def tell(self, fitness):
         f = self._check_tell(fitness)
         self._pending = None
-        pop = self.population
         order = torch.argsort(f, descending=True, stable=True)
-        self.best = pop[order[0]].clone()
+        self.best = self.population[order[0]].clone()
+        self.incumbent_fitness = float(f[order[0]])
         self.mean = self.best
-        self._next = (pop, f, order)
+        top = order[: max(1, self.popsize // 4)]
+        self.sigma = float(self.step_sizes[top].log().mean().exp())
+        self._next = (f, order)
         self.generation += 1
 
     def _breed(self, generator):
         """Build the next population from the last ``tell`` (done by the next :meth:`ask`, which
         holds the generator)."""
-        pop, f, order = self._next
+        f, order = self._next
+        pop, steps = self.population, self.step_sizes
         P, n_kids = self.popsize, self.popsize - self.n_elite
-        elite = pop[order[: self.n_elite]]
-        cand = torch.randint(0, P, (2, n_kids, self.tournament_size), generator=generator).to(pop.device)
-        winners = cand.gather(2, f[cand].argmax(2, keepdim=True)).squeeze(2)   # (2, n_kids)
-        p1, p2 = pop[winners[0]], pop[winners[1]]
-        mix = self._rand(generator, (n_kids, 1)) < self.crossover_rate
-        take2 = (self._rand(generator, (n_kids, self.dim)) < 0.5) & mix
-        kids = torch.where(take2, p2, p1)
-        mutate = self._rand(generator, (n_kids, self.dim)) < self.mutation_rate
-        kids = kids + mutate * (self.sigma * _randn(generator, (n_kids, self.dim), pop))
-        self.population = torch.cat([elite, kids])
+        R = self.n_parents
+        cand = torch.randint(0, P, (R, n_kids, self.tournament_size), generator=generator).to(pop.device)
+        parents = cand.gather(2, f[cand].argmax(2, keepdim=True)).squeeze(2)     # (R, n_kids)
+        mix = self._rand(generator, (n_kids,)) < self.crossover_rate
+        log_steps = steps.log()
+        if self.crossover == "arithmetic":
+            kids = pop[parents].mean(0)
+            kid_log_step = log_steps[parents].mean(0)
+        else:
+            p1, p2 = pop[parents[0]], pop[parents[1]]
+            if self.crossover == "blend":
+                u = self._rand(generator, (n_kids, 1)) * 1.5 - 0.25
+                kids = p1 + u * (p2 - p1)
+            else:
+                kids = torch.where(self._rand(generator, (n_kids, self.dim)) < 0.5, p2, p1)
+            kid_log_step = log_steps[parents[:2]].mean(0)
+        kids = torch.where(mix[:, None], kids, pop[parents[0]])
+        kid_log_step = torch.where(mix, kid_log_step, log_steps[parents[0]])
+        kid_steps = torch.exp(kid_log_step + self.tau * _randn(generator, (n_kids,), pop))
+        noise = _randn(generator, (n_kids, self.dim), pop)
+        if self.mutation_rate < 1.0:
+            noise = noise * (self._rand(generator, (n_kids, self.dim)) < self.mutation_rate)
+        kids = kids + kid_steps[:, None] * noise
+        elite = order[: self.n_elite]
+        self.population = torch.cat([pop[elite], kids])
+        self.step_sizes = torch.cat([steps[elite], kid_steps])
         self._next = None
 
 
