@@ -901,9 +901,8 @@ def _leaky_ok(x, beta):
 SPARSE_DENSITY = 0.25
 """Inputs with at most this fraction of nonzeros take the sparse projection path."""
 
-SPARSE_MIN_OUT = 32
-"""Narrower projections (e.g. into a 10-class output layer) stay dense: finding the nonzeros costs
-about as much as the dense product there."""
+SPARSE_MIN_OUT = 8
+"""Projections into fewer neurons stay dense: finding the nonzeros costs more than the product."""
 
 
 class _SparseLinear(torch.autograd.Function):
