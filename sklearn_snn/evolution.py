@@ -135,7 +135,8 @@ class EvolvedSNN(ClassifierMixin, SNNClassifierMixin, BaseSNN):
         ``active_fraction`` (architecture genes switched on) and ``classes_`` for that individual;
         on the minibatch ``X`` they read the population's batched forward pass. A non-finite
         value (NaN, inf) ranks that individual last, with a ``RuntimeWarning``; when every
-        individual of a generation gets one, ``fit`` raises a ``RuntimeError`` and the estimator
+        individual of a generation gets one, ``fit`` raises a ``DivergedError`` (a
+        ``FloatingPointError``, as for the gradient estimators) and the estimator
         keeps the best individual found before (``warm_start`` continues from there).
     batch_size : int or 'auto', default='auto'
         Samples per generation, drawn without replacement and shared by the population;
@@ -438,7 +439,9 @@ class EvolvedSNN(ClassifierMixin, SNNClassifierMixin, BaseSNN):
         strat._pending = None                                 # this generation is not told
         pop.load_into(self.module_, self.best_genome_)
         example = f[0].item()
-        raise RuntimeError(
+        from ._core.training import DivergedError
+
+        raise DivergedError(
             f"EvolvedSNN: all {f.numel()} individuals of generation {self.n_iter_ + 1} got a non-finite fitness "
             f"(e.g. {example!r}), so there is nothing to select. Please {self._non_finite_hint()}. The estimator "
             f"keeps its best individual so far ({self.n_iter_} generation(s) run, best_fitness_="

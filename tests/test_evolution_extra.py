@@ -10,6 +10,7 @@ from sklearn.datasets import load_iris, make_blobs
 from sklearn.exceptions import ConvergenceWarning
 
 from sklearn_snn._core import evolution as evo
+from sklearn_snn._core.training import DivergedError
 from sklearn_snn._core.encoding import current
 from sklearn_snn._core.evolution import GeneticAlgorithm, OpenAIES, PopulationSNN, _compiled
 from sklearn_snn._core.network import SNN
@@ -37,7 +38,7 @@ def test_all_nonfinite_callable_fitness_raises_and_keeps_warm_state():
         return float("nan")
 
     est.set_params(fitness=broken)
-    with pytest.raises(RuntimeError, match="non-finite fitness.*fitness callable"):
+    with pytest.raises(DivergedError, match="non-finite fitness.*fitness callable"):
         est.fit(X, y)
     assert est.n_iter_ == state[0] and est.fitness_curve_ == state[1] and est.best_fitness_ == state[2]
     torch.testing.assert_close(est.best_genome_, state[3], rtol=0, atol=0)
@@ -52,14 +53,14 @@ def test_all_nonfinite_callable_fitness_raises_and_keeps_warm_state():
 @pytest.mark.parametrize("bad", [float("inf"), -float("inf")])
 def test_all_infinite_callable_fitness_raises(bad):
     X, y = make_blobs(30, centers=2, random_state=0)
-    with pytest.raises(RuntimeError, match="all 16 individuals of generation 1"):
+    with pytest.raises(DivergedError, match="all 16 individuals of generation 1"):
         EvolvedSNN(**dict(FAST, fitness=lambda v, Xb, yb: bad)).fit(X, y)
 
 
 def test_builtin_fitness_overflow_raises_with_hint():
     X, y = make_blobs(30, centers=2, random_state=0)
     # weights of order 1e38: every network's readout overflows, the cross-entropy is NaN
-    with pytest.raises(RuntimeError, match="lower sigma"):
+    with pytest.raises(DivergedError, match="lower sigma"):
         EvolvedSNN(**dict(FAST, sigma=1e38, strategy="snes")).fit(X, y)
 
 
