@@ -6,7 +6,8 @@ Hyperparameter search with Optuna and pruning
 :class:`~sklearn_snn.model_selection.OptunaSearchCV` runs an Optuna study through scikit-learn
 cross-validation. With ``pruning=True`` the SNN reports its validation score after every epoch
 (through the ``epoch_callback`` hook of the gradient estimators) and the pruner stops trials that
-lag behind the median, so the budget goes to promising settings.
+trail the top quarter of the completed trials on the first fold, so the budget goes to promising
+settings.
 """
 
 # %%
@@ -52,7 +53,7 @@ if OptunaSearchCV is not None:
     print(f"best CV accuracy {search.best_score_:.3f}, test accuracy {search.score(X_test, y_test):.3f}")
 
 # %%
-# Every trial's intermediate values (mean validation accuracy over folds, per epoch)
+# Every trial's intermediate values (validation accuracy on the first fold, per epoch after the warm-up)
 if OptunaSearchCV is not None:
     fig, ax = plt.subplots()
     for trial in search.study_.trials:
@@ -61,7 +62,7 @@ if OptunaSearchCV is not None:
             keys = sorted(values)
             style = "--" if trial.state == optuna.trial.TrialState.PRUNED else "-"
             ax.plot(keys, [values[k] for k in keys], style, lw=1)
-    ax.set_xlabel("step (fold * stride + epoch)")
+    ax.set_xlabel("epoch of the first fold")
     ax.set_ylabel("validation accuracy")
     ax.set_title("dashed: pruned trials")
     plt.show()

@@ -19,6 +19,7 @@ from sklearn.preprocessing import StandardScaler
 
 from sklearn_snn.model_selection import (
     STEP_STRIDE,
+    LearningCurvePruner,
     OptunaSearchCV,
     default_search_space,
     limit_torch_threads,
@@ -149,6 +150,94 @@ def test_pruning_epoch_callback_stops_bad_trials(digits):
     assert r["rank_test_score"][i] == r["rank_test_score"].max()
 
 
+def test_default_pruner_stops_hopeless_trials_after_warmup(digits):
+    # pruning=True: LearningCurvePruner(), which judges the first fold's curve
+    # from epoch 2 (after two warm-up epochs) once 5 trials have completed
+    X, y = digits
+    _CALLS.clear()
+    search = OptunaSearchCV(
+        EpochSGDClassifier(max_iter=5), {"quality": ["good", "bad"]}, cv=3,
+        n_trials=12, refit=False, pruning=True,
+        sampler=optuna.samplers.RandomSampler(seed=0),
+    ).fit(X, y)
+    assert isinstance(search._pruner(), LearningCurvePruner)
+    trials = search.study_.trials
+    n_late_bad = 0
+    for t in trials:
+        n_completed_before = sum(u.state == TrialState.COMPLETE for u in trials[:t.number])
+        if t.params["quality"] == "good":
+            assert t.state == TrialState.COMPLETE
+            # only epochs 2.. of fold 0 were scored; folds 1 and 2 ran unwatched
+            assert sorted(t.intermediate_values) == [2, 3, 4]
+            assert t.user_attrs["n_epochs"] == [5, 5, 5]
+        elif n_completed_before >= 5:
+            n_late_bad += 1
+            assert t.state == TrialState.PRUNED
+            assert t.user_attrs["pruned_at"] == [0, 2]  # first epoch after the warm-up
+            assert sorted(t.intermediate_values) == [2]
+            assert t.user_attrs["n_epochs"][0] == 3
+            assert np.isnan(t.user_attrs["n_epochs"][1:]).all()
+        else:  # too early to judge: runs to the end
+            assert t.state == TrialState.COMPLETE
+    assert n_late_bad >= 2
+    n_complete = sum(t.state == TrialState.COMPLETE for t in trials)
+    assert len(_CALLS) == n_complete * 3 * 5 + n_late_bad * 3
+    assert search.best_params_["quality"] == "good"
+
+
+def test_learning_curve_pruner_compares_same_fold_and_epoch():
+    from optuna.trial import create_trial
+
+    S = STEP_STRIDE
+    study = optuna.create_study(direction="maximize")
+    for v in (0.8, 0.85, 0.9):
+        # fold 0 curves are flat at v; fold-1 values (mean of folds 0 and 1) rise
+        iv = {e: v for e in range(5)}
+        iv.update({S + e: 0.3 + 0.1 * e for e in range(5)})
+        study.add_trial(create_trial(state=TrialState.COMPLETE, value=v,
+                                     intermediate_values=iv))
+    # a completed trial whose first fold stopped after two epochs (early stopping):
+    # it counts with its last value
+    study.add_trial(create_trial(state=TrialState.COMPLETE, value=0.5,
+                                 intermediate_values={0: 0.5, 1: 0.5}))
+
+    def running(iv):
+        return create_trial(state=TrialState.RUNNING, intermediate_values=iv)
+
+    median = LearningCurvePruner(percentile=50.0, n_startup_trials=4, n_warmup_epochs=2)
+    # fold 0: median of (0.8, 0.85, 0.9, 0.5) at epoch 2 is 0.825
+    assert median.prune(study, running({0: 0.2, 1: 0.3, 2: 0.82}))
+    assert not median.prune(study, running({0: 0.2, 1: 0.3, 2: 0.83}))
+    # the best value *in the fold* so far counts, and warm-up epochs are never pruned
+    assert not median.prune(study, running({0: 0.9, 1: 0.9, 2: 0.1}))
+    assert not median.prune(study, running({0: 0.1, 1: 0.1}))
+    # top quarter (default): 75th percentile of (0.5, 0.8, 0.85, 0.9) is 0.8625
+    top = LearningCurvePruner(n_startup_trials=4)
+    assert top.prune(study, running({2: 0.86})) and not top.prune(study, running({2: 0.87}))
+    # too few completed trials: no pruning
+    assert not LearningCurvePruner(50.0, n_startup_trials=5).prune(study, running({2: 0.0}))
+    # fold 1, epoch 2: the others had 0.5 there.  A trial that was excellent on fold 0
+    # but is at 0.2 now is pruned with folds='all' (compared at the same fold and
+    # epoch), never with folds='first' ...
+    bad_fold1 = running({**{e: 0.95 for e in range(5)}, S: 0.1, S + 1: 0.15, S + 2: 0.2})
+    assert LearningCurvePruner(50.0, 4, folds="all").prune(study, bad_fold1)
+    assert not LearningCurvePruner(50.0, 4, folds="first").prune(study, bad_fold1)
+    # ... and never by Optuna's percentile pruner, whose best value over all steps
+    # (0.95, from fold 0) hides the bad fold
+    assert not optuna.pruners.PercentilePruner(50.0, 4, 2).prune(study, bad_fold1)
+    # minimising studies are judged the other way round
+    low = optuna.create_study(direction="minimize")
+    for v in (1.0, 2.0, 3.0):
+        low.add_trial(create_trial(state=TrialState.COMPLETE, value=v,
+                                   intermediate_values={e: v for e in range(4)}))
+    assert LearningCurvePruner(50.0, 3).prune(low, running({2: 2.5}))
+    assert not LearningCurvePruner(50.0, 3).prune(low, running({2: 1.5}))
+    with pytest.raises(ValueError, match="folds"):
+        LearningCurvePruner(folds="last")
+    with pytest.raises(ValueError, match="percentile"):
+        LearningCurvePruner(percentile=120)
+
+
 def test_pruning_partial_fit_fallback_and_pipeline(digits):
     X, y = digits
     pipe = make_pipeline(StandardScaler(), EpochSGDClassifier(max_iter=4))
@@ -166,6 +255,14 @@ def test_pruning_partial_fit_fallback_and_pipeline(digits):
         pruning=True, random_state=0, refit=False,
     ).fit(X, y)
     assert search.pruning_mode_ == "partial_fit"
+    # the default pruner judges epochs 2.. of the first fold: only those are scored
+    assert all(sorted(t.intermediate_values) == [2, 3, 4] for t in search.study_.trials)
+    assert all(t.user_attrs["n_epochs"] == [5, 5] for t in search.study_.trials)
+    # an Optuna pruner sees every epoch of every fold
+    search = OptunaSearchCV(
+        sgd, {"eta0": FloatDistribution(1e-3, 1e-1, log=True)}, cv=2, n_trials=2,
+        pruning=optuna.pruners.MedianPruner(), random_state=0, refit=False,
+    ).fit(X, y)
     assert all(len(t.intermediate_values) == 2 * 5 for t in search.study_.trials)
     with pytest.warns(UserWarning, match="will not be pruned"):
         OptunaSearchCV(LogisticRegression(max_iter=50), {"C": [0.1, 1.0]}, cv=2,
@@ -337,9 +434,11 @@ def test_default_search_space_dispatch():
                     setattr(self, k, v)
 
     space = default_search_space(SurrogateSNNClassifier())
-    assert {"tau_mem", "tau_syn", "threshold", "surrogate", "surrogate_slope",
+    assert {"neuron", "tau_mem", "tau_syn", "threshold", "surrogate", "surrogate_slope",
             "hidden_layer_sizes", "learning_rate_init", "n_steps", "encoder",
             "alpha"} == set(space)
+    # tau_syn acts through the synaptic current of cuba neurons: both are searched
+    assert set(space["neuron"].choices) == {"lif", "cuba"}
     pipe = Pipeline([("scale", StandardScaler()), ("snn", SurrogateSNNClassifier())])
     assert set(default_search_space(pipe)) == {f"snn__{k}" for k in space}
     with pytest.raises(ValueError, match="Pass param_distributions"):
@@ -388,14 +487,15 @@ def test_real_surrogate_estimator_default_space_and_cli(tmp_path, digits, capsys
     surrogate = pytest.importorskip("sklearn_snn.surrogate")
     X, y = digits
     est = surrogate.SurrogateSNNClassifier(max_iter=2, random_state=0, torch_num_threads=1)
-    search = OptunaSearchCV(est, cv=2, n_trials=2, pruning=True, random_state=0,
-                            refit=False).fit(X[:120], y[:120])
+    search = OptunaSearchCV(est, cv=2, n_trials=2, random_state=0, refit=False,
+                            pruning=LearningCurvePruner(n_warmup_epochs=1)).fit(X[:120], y[:120])
     assert search.pruning_mode_ == "epoch_callback"
     assert set(search.best_params_) == set(default_search_space(est))
     assert isinstance(search.best_params_["hidden_layer_sizes"], tuple)
-    # every trial reported one value per epoch and fold (or stopped when pruned)
+    # past one warm-up epoch, only epoch 1 of the first fold is scored and reported
     for t in search.study_.trials:
-        assert 1 <= len(t.intermediate_values) <= 2 * 2
+        assert sorted(t.intermediate_values) == [1]
+        assert t.user_attrs["n_epochs"] == [2, 2]
 
     import argparse
     import json
