@@ -223,23 +223,15 @@ def _compiled():
             if _KERNEL is None:
                 from . import kernels
 
-                n_threads = torch.get_num_threads()
                 nb = kernels._numba_kernels()       # honours SKLEARN_SNN_NUMBA=0; starts numba's pool
-                # Starting numba's OpenMP pool raises the OpenMP thread count that torch and MKL
-                # read (1 -> NUMBA_NUM_THREADS under OMP_NUM_THREADS=1; measured: a 4096x64 @ 64x32
-                # product 25-60x slower on a shared 2-core machine); restore torch's count.
-                if torch.get_num_threads() != n_threads:
-                    torch.set_num_threads(n_threads)
                 if nb is None:
                     _KERNEL = False
                 else:
                     numba = nb.numba
                     prange = numba.prange
                     opts = dict(cache=True, nogil=True)
-                    # the parallel variant is a copy under its own name: numba's on-disk cache keys
-                    # entries by function name and signature, not by the 'parallel' option
-                    par_fn = types.FunctionType(_population_kernel.__code__, globals(), "_population_kernel_par")
-                    par_fn.__qualname__ = "_population_kernel_par"
+                    # the parallel build under its own name (numba's disk cache ignores the options)
+                    par_fn = kernels._variant(_population_kernel, "par")
                     _KERNEL = types.SimpleNamespace(numba=numba, ser=numba.njit(**opts)(_population_kernel),
                                                     par=numba.njit(parallel=True, **opts)(par_fn))
     return _KERNEL or None
