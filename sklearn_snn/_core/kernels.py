@@ -23,10 +23,15 @@ tests hold the two equal for every model, reset mode, surrogate and recurrence o
 Backends. ``_ScanTorch`` runs the loops above with torch ops (any device, any dtype). On CPU
 float32/float64 tensors, when numba is installed (optional: ``pip install numba``), the compiled
 ``_ScanCompiled`` runs each loop over time as one call -- the forward scan and the adjoint
-recurrence parallel over the batch, named surrogates evaluated inside the loop, recurrent input
-of binary spikes accumulated row by row -- and stores only the membrane, the spikes (the layer's
-output, which the next layer keeps anyway) and, for ``alif``, the adaptation. The backend is
-chosen per call (``backend='auto'``); ``SKLEARN_SNN_NUMBA=0`` disables the compiled one.
+recurrence parallel over the batch, named surrogates evaluated inside the loop, the recurrent
+input of binary spikes summed from the rows of the neurons that spiked, four rows per pass -- and
+stores only the membrane, the spikes (the layer's output, which the next layer keeps anyway) and,
+for ``alif``, the adaptation. A recurrent layer's adjoint is the exception: its recurrent term
+``gi_{t+1} W_rec^T`` is dense, so the backward pass steps through time from Python with one BLAS
+matmul for the whole batch per step between kernel calls (a per-sample product in the kernel was
+3x slower). The kernels use numpy's error model (no zero-division check), without which the
+surrogate's division keeps the lane loops from vectorising (2.3x slower backward). The backend
+is chosen per call (``backend='auto'``); ``SKLEARN_SNN_NUMBA=0`` disables the compiled one.
 :func:`sparse_linear` is the input projection for mostly-zero inputs (spike trains).
 """
 
@@ -271,18 +276,20 @@ from numba import prange
 REC, CUBA, ALIF, SUBTRACT, SAVEQ, INPLACE = {rec}, {cuba}, {alif}, {subtract}, {saveq}, {inplace}
 
 
-@numba.njit(cache=True, nogil=True{par})
-def forward(x, wrec, beta, alpha, thr, fpar, U, S, Q, A, v, syn, a, sp, nchunks):
-    # v, syn, a, sp: (B, H) state, initial on entry, final on exit. The batch is split into
-    # nchunks blocks (one per thread); each walks time in the outer loop so memory streams.
-    # U may be x itself (the membrane overwrites the current it was computed from); Q is a uint8
-    # copy of the spikes, written only when the backward pass needs them.
+@numba.njit(cache=True, nogil=True, error_model="numpy"{par})
+def forward(t0, t1, x, wrec, beta, alpha, thr, fpar, U, S, Q, A, v, syn, a, sp, nchunks):
+    # Steps t0..t1-1. v, syn, a, sp: (B, H) state, current on entry, updated on exit. The batch is
+    # split into nchunks blocks (one per thread); each walks time in the outer loop so memory
+    # streams. U may be x itself (the membrane overwrites the current it was computed from); Q is
+    # a uint8 copy of the spikes, written only when the backward pass needs them. The recurrent
+    # input s_(t-1) @ wrec is a sum of the rows of the neurons that spiked: their indices are
+    # listed without branches and the rows added four at a time (one accumulator pass per four).
     T, B, H = x.shape
     adapt, rho, one, zero = fpar[0], fpar[1], fpar[2], fpar[3]
     step = (B + nchunks - 1) // nchunks
     for c in {loop}(nchunks):
-        r = np.zeros(H, dtype=x.dtype)
-        for t in range(T):
+        buf = np.empty(H + 1, np.int32)
+        for t in range(t0, t1):
             for b in range(c * step, min(B, (c + 1) * step)):
                 vb, synb, ab, spb = v[b], syn[b], a[b], sp[b]
                 ur, sr = U[t, b], S[t, b]
@@ -291,21 +298,31 @@ def forward(x, wrec, beta, alpha, thr, fpar, U, S, Q, A, v, syn, a, sp, nchunks)
                 else:
                     xr = x[t, b]
                 if REC:
-                    r[:] = zero
+                    k = 0
                     for j in range(H):
-                        w = spb[j]
-                        if w != zero:
-                            row = wrec[j]
-                            for h in range(H):
-                                r[h] += w * row[h]
+                        buf[k] = j
+                        k += spb[j] != zero
+                    if not INPLACE:
+                        for h in range(H):
+                            ur[h] = xr[h]
+                        xr = ur
+                    q = 0
+                    while q + 4 <= k:
+                        r0, r1, r2, r3 = wrec[buf[q]], wrec[buf[q + 1]], wrec[buf[q + 2]], wrec[buf[q + 3]]
+                        for h in range(H):
+                            ur[h] += (r0[h] + r1[h]) + (r2[h] + r3[h])
+                        q += 4
+                    while q < k:
+                        r0 = wrec[buf[q]]
+                        for h in range(H):
+                            ur[h] += r0[h]
+                        q += 1
                 if ALIF:
                     ar = A[t, b]
                 if SAVEQ:
                     qr = Q[t, b]
                 for h in range(H):
                     xt = xr[h]
-                    if REC:
-                        xt = r[h] + xt
                     if CUBA:
                         xt = alpha[h] * synb[h] + xt
                         synb[h] = xt
@@ -348,7 +365,7 @@ REC, CUBA, ALIF, SUBTRACT, DETACH = {rec}, {cuba}, {alif}, {subtract}, {detach}
 NEED_GU, NEED_GS, HAS_GS, INPLACE = {need_gu}, {need_gs}, {has_gs}, {inplace}
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def lane(t, b, H, gS, U, Q, A, SG, beta, alpha, thr, rt, gu, ga, gsyn, GX, GU, GS, fpar):
     # Q: the spikes as uint8. With INPLACE the input gradient overwrites the membrane it was
     # computed from (each element is read before it is written), so GX is U.
@@ -412,49 +429,17 @@ def lane(t, b, H, gS, U, Q, A, SG, beta, alpha, thr, rt, gu, ga, gsyn, GX, GU, G
         gxr[h] = g
 
 
-@numba.njit(cache=True, nogil=True{par})
-def backward_ff(gS, U, Q, A, SG, beta, alpha, thr, fpar, GX, GU, GS, nchunks):
-    T, B, H = U.shape
-    gu = np.zeros((B, H), dtype=U.dtype)
-    ga = np.zeros((B, H), dtype=U.dtype)
-    gsyn = np.zeros((B, H), dtype=U.dtype)
-    rt = np.zeros((1, 1), dtype=U.dtype)
+@numba.njit(cache=True, nogil=True, error_model="numpy"{par})
+def backward(t_hi, t_lo, gS, U, Q, A, SG, beta, alpha, thr, fpar, GX, GU, GS, gu, ga, gsyn, rt, nchunks):
+    # Steps t_hi-1 down to t_lo. gu, ga, gsyn: (B, H) adjoint state, carried between calls. A
+    # recurrent layer calls this one step at a time, with rt = (the next step's input adjoint)
+    # @ W_rec^T computed by one matmul over the whole batch in between.
+    B = U.shape[1]
+    H = U.shape[2]
     step = (B + nchunks - 1) // nchunks
     for c in {loop}(nchunks):
-        for t in range(T - 1, -1, -1):
+        for t in range(t_hi - 1, t_lo - 1, -1):
             for b in range(c * step, min(B, (c + 1) * step)):
-                lane(t, b, H, gS, U, Q, A, SG, beta, alpha, thr, rt, gu[b], ga[b], gsyn[b], GX, GU, GS, fpar)
-
-
-@numba.njit(cache=True, nogil=True{par})
-def backward_rec(gS, U, Q, A, SG, wT, beta, alpha, thr, fpar, GX, GU, GS, nchunks):
-    # The recurrent input gradient of row b (the next step's gi @ W_rec^T) depends only on its own
-    # adjoint, so the batch splits into independent blocks as in the forward scan (one per
-    # thread, time in the inner loop) and no BLAS call (with its own thread pool) is needed.
-    T, B, H = U.shape
-    zero = fpar[3]
-    gu = np.zeros((B, H), dtype=U.dtype)
-    ga = np.zeros((B, H), dtype=U.dtype)
-    gsyn = np.zeros((B, H), dtype=U.dtype)
-    rt = np.zeros((B, H), dtype=U.dtype)
-    step = (B + nchunks - 1) // nchunks
-    for c in {loop}(nchunks):
-        for t in range(T - 1, -1, -1):
-            for b in range(c * step, min(B, (c + 1) * step)):
-                r = rt[b]
-                if t < T - 1:
-                    if CUBA:
-                        src = gsyn[b]
-                    else:
-                        src = gu[b]
-                    for h in range(H):
-                        r[h] = zero
-                    for j in range(H):
-                        g = src[j]
-                        if g != zero:
-                            row = wT[j]
-                            for h in range(H):
-                                r[h] += g * row[h]
                 lane(t, b, H, gS, U, Q, A, SG, beta, alpha, thr, rt, gu[b], ga[b], gsyn[b], GX, GU, GS, fpar)
 '''
 
@@ -762,12 +747,11 @@ class _ScanCompiled(torch.autograd.Function):
         Q = torch.empty((T, B, H), dtype=torch.uint8) if save_q else torch.empty((1, 1, 1), dtype=torch.uint8)
         A = torch.empty_like(xc) if alif else xc.new_empty((1, 1, 1))
         fin = [s.detach().to(x.dtype, copy=True).contiguous() for s in (v0, syn0, a0, s0)]
-        wr = w_rec.detach().contiguous() if rec else _dummy(xc.dtype, 2)
         fpar = _fpar(spec, x.dtype, slope, -1)
+        wr = w_rec.detach().contiguous() if rec else _dummy(xc.dtype, 2)
         mod = _specialised("fwd", rec=rec, cuba=cuba, alif=alif, subtract=subtract, saveq=save_q,
                            inplace=inplace, parallel=n > 1)
-        mod.forward(_np(xc), _np(wr), bt, at, tt, fpar, _np(U), _np(S), _np(Q), _np(A),
-                    *(_np(f) for f in fin), min(n, B))
+        mod.forward(0, T, _np(xc), _np(wr), bt, at, tt, fpar, *(_np(a) for a in (U, S, Q, A, *fin)), min(n, B))
         ctx.spec, ctx.deriv, ctx.slope = spec, deriv, slope
         ctx.params = (beta, alpha, thr)
         ctx.set_materialize_grads(False)      # no (T, B, H) zeros for the membrane's unused gradient
@@ -814,14 +798,22 @@ class _ScanCompiled(torch.autograd.Function):
         fpar = _fpar(spec, U.dtype, slope, code)
         mod = _specialised("bwd", rec=rec, cuba=cuba, alif=alif, subtract=subtract, detach=spec.detach_reset,
                            code=code, need_gu=need_gu, need_gs=need_gs, has_gs=has_gs, inplace=inplace,
-                           parallel=n > 1)
-        if rec:
-            wT = w_rec.detach().t().contiguous()
-            mod.backward_rec(_np(gSc), _np(U), _np(Qc), _np(Ac), _np(SG), _np(wT), bt, at, tt,
-                             fpar, _np(GX), _np(GU), _np(GS), min(n, B))
+                           parallel=n > 1 and not rec)
+        gu, ga, gsyn = (torch.zeros((B, H), dtype=U.dtype) for _ in range(3))
+        rt = torch.zeros((B, H), dtype=U.dtype) if rec else _dummy(U.dtype, 2)
+        arrs = [_np(a) for a in (gSc, U, Qc, Ac, SG)]
+        tail = [_np(a) for a in (GX, GU, GS, gu, ga, gsyn, rt)]
+        if not rec:
+            mod.backward(T, 0, *arrs, bt, at, tt, fpar, *tail, min(n, B))
         else:
-            mod.backward_ff(_np(gSc), _np(U), _np(Qc), _np(Ac), _np(SG), bt, at, tt,
-                            fpar, _np(GX), _np(GU), _np(GS), min(n, B))
+            # one step at a time, the recurrent adjoint of the whole batch as one matmul between
+            bwd = mod.backward
+            src = gsyn if cuba else gu
+            wT = w_rec.detach().t()
+            for t in range(T - 1, -1, -1):
+                if t < T - 1:
+                    torch.mm(src, wT, out=rt)
+                bwd(t + 1, t, *arrs, bt, at, tt, fpar, *tail, 1)
         ctx.consumed = inplace
         if not cuba:
             GU = GX
