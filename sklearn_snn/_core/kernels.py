@@ -362,7 +362,7 @@ import numba
 from numba import prange
 
 REC, CUBA, ALIF, SUBTRACT, DETACH = {rec}, {cuba}, {alif}, {subtract}, {detach}
-NEED_GU, NEED_GS, HAS_GS, INPLACE = {need_gu}, {need_gs}, {has_gs}, {inplace}
+NEED_GU, NEED_GS, HAS_GS, INPLACE, WGRAD = {need_gu}, {need_gs}, {has_gs}, {inplace}, {wgrad}
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
@@ -430,10 +430,14 @@ def lane(t, b, H, gS, U, Q, A, SG, beta, alpha, thr, rt, gu, ga, gsyn, GX, GU, G
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy"{par})
-def backward(t_hi, t_lo, gS, U, Q, A, SG, beta, alpha, thr, fpar, GX, GU, GS, gu, ga, gsyn, rt, nchunks):
+def backward(t_hi, t_lo, gS, U, Q, A, SG, beta, alpha, thr, fpar, GX, GU, GS, gu, ga, gsyn, rt, q0, gw,
+             nchunks):
     # Steps t_hi-1 down to t_lo. gu, ga, gsyn: (B, H) adjoint state, carried between calls. A
     # recurrent layer calls this one step at a time, with rt = (the next step's input adjoint)
-    # @ W_rec^T computed by one matmul over the whole batch in between.
+    # @ W_rec^T computed by one matmul over the whole batch in between, and (WGRAD) adds the
+    # step's share of the recurrent weight gradient, gw += s_(t-1)^T gi_t: for each neuron j the
+    # rows of gi_t of the samples in which j spiked (q0: the initial spikes, for t = 0), listed
+    # without branches and summed four at a time into gw[j].
     B = U.shape[1]
     H = U.shape[2]
     step = (B + nchunks - 1) // nchunks
@@ -441,6 +445,36 @@ def backward(t_hi, t_lo, gS, U, Q, A, SG, beta, alpha, thr, fpar, GX, GU, GS, gu
         for t in range(t_hi - 1, t_lo - 1, -1):
             for b in range(c * step, min(B, (c + 1) * step)):
                 lane(t, b, H, gS, U, Q, A, SG, beta, alpha, thr, rt, gu[b], ga[b], gsyn[b], GX, GU, GS, fpar)
+    if WGRAD:
+        lst = np.empty(B + 1, np.int32)
+        for t in range(t_hi - 1, t_lo - 1, -1):
+            if t > 0:
+                sp = Q[t - 1]
+            else:
+                sp = q0
+            if INPLACE:
+                gx = U[t]
+            else:
+                gx = GX[t]
+            for j in range(H):
+                k = 0
+                for b in range(B):
+                    lst[k] = b
+                    k += sp[b, j] != 0
+                if k == 0:
+                    continue
+                acc = gw[j]
+                q = 0
+                while q + 4 <= k:
+                    r0, r1, r2, r3 = gx[lst[q]], gx[lst[q + 1]], gx[lst[q + 2]], gx[lst[q + 3]]
+                    for h in range(H):
+                        acc[h] += (r0[h] + r1[h]) + (r2[h] + r3[h])
+                    q += 4
+                while q < k:
+                    r0 = gx[lst[q]]
+                    for h in range(H):
+                        acc[h] += r0[h]
+                    q += 1
 '''
 
 
@@ -796,13 +830,16 @@ class _ScanCompiled(torch.autograd.Function):
         Ac = A if alif else _dummy(U.dtype, 3)
         Qc = Q if Q is not None else torch.empty((1, 1, 1), dtype=torch.uint8)
         fpar = _fpar(spec, U.dtype, slope, code)
+        wgrad = rec and ctx.needs_input_grad[1]
         mod = _specialised("bwd", rec=rec, cuba=cuba, alif=alif, subtract=subtract, detach=spec.detach_reset,
                            code=code, need_gu=need_gu, need_gs=need_gs, has_gs=has_gs, inplace=inplace,
-                           parallel=n > 1 and not rec)
+                           wgrad=wgrad, parallel=n > 1 and not rec)
         gu, ga, gsyn = (torch.zeros((B, H), dtype=U.dtype) for _ in range(3))
         rt = torch.zeros((B, H), dtype=U.dtype) if rec else _dummy(U.dtype, 2)
+        q0 = (s0.detach() != 0).to(torch.uint8).expand(B, H).contiguous() if wgrad else _dummy(torch.uint8, 2)
+        gw = torch.zeros((H, H), dtype=U.dtype) if wgrad else _dummy(U.dtype, 2)
         arrs = [_np(a) for a in (gSc, U, Qc, Ac, SG)]
-        tail = [_np(a) for a in (GX, GU, GS, gu, ga, gsyn, rt)]
+        tail = [_np(a) for a in (GX, GU, GS, gu, ga, gsyn, rt, q0, gw)]
         if not rec:
             mod.backward(T, 0, *arrs, bt, at, tt, fpar, *tail, min(n, B))
         else:
@@ -819,9 +856,8 @@ class _ScanCompiled(torch.autograd.Function):
             GU = GX
         grads = [None] * 13
         grads[0] = GX if ctx.needs_input_grad[0] else None
-        if rec and ctx.needs_input_grad[1]:
-            S_prev = torch.cat([s0.to(torch.uint8).unsqueeze(0), Q[:-1]], 0).reshape(T * B, H)
-            grads[1] = _sparse_t_matmul(S_prev, GX.reshape(T * B, H))
+        if wgrad:
+            grads[1] = gw
         if need_params:
             S = Q.to(U.dtype)
             grads[2:5] = _param_grads(ctx.needs_input_grad, U, S, GU, GX, GS, SG, v0, syn0,
@@ -941,34 +977,6 @@ class _SparseLinear(torch.autograd.Function):
         if ctx.has_bias and ctx.needs_input_grad[2]:
             gb = G.sum(0)
         return gx, gw, gb, None, None
-
-
-def _sparse_t_matmul(xs, G):
-    """``xs.T @ G`` for a (N, F) CPU ``xs`` that is mostly zeros (spikes), e.g. the recurrent weight
-    gradient ``S_prev.T @ GX``: only the nonzero rows of ``G`` are added up. Dense matmul otherwise."""
-    nb = _numba_kernels()
-    if nb is None or G.dtype not in (torch.float32, torch.float64) or xs.dtype not in (G.dtype, torch.uint8):
-        return xs.to(G.dtype).t() @ G
-    nb, n = _kernels()
-    xs, G = xs.contiguous(), G.contiguous()
-    N, F = xs.shape
-    counts = torch.empty(N, dtype=torch.int64)
-    other = torch.empty(N, dtype=torch.int64)
-    nb.sparse_count(_np(xs), _np(counts), _np(other))
-    if int(counts.sum()) > SPARSE_DENSITY * xs.numel():
-        return xs.to(G.dtype).t() @ G
-    indptr = torch.zeros(N + 1, dtype=torch.int64)
-    torch.cumsum(counts, 0, out=indptr[1:])
-    nnz = int(indptr[-1])
-    indices = torch.empty(nnz, dtype=torch.int32)
-    binary = not bool(other.any())
-    values = torch.empty(0 if binary else nnz, dtype=G.dtype)
-    # the projection kernel with an empty weight only builds the CSR form
-    nb.sparse_project(_np(xs), _np(G.new_zeros((F, 0))), _np(G.new_zeros(0)), _np(indptr), _np(indices),
-                      _np(values), _np(G.new_empty((N, 0))), binary, max(1, min(n, N)))
-    out = torch.zeros((F, G.shape[1]), dtype=G.dtype)
-    nb.sparse_wgrad(_np(indptr), _np(indices), _np(values), _np(G), _np(out), n, binary)
-    return out
 
 
 def sparse_linear(x, weight, bias=None, max_density=None):
