@@ -204,9 +204,9 @@ def test_sparse_linear_equals_dense(needs_x_grad):
     g = torch.Generator().manual_seed(0)
     x = (torch.rand(7, 5, 40, generator=g, dtype=DT) < 0.1).to(DT) * torch.randn(7, 5, 40, generator=g, dtype=DT)
     x.requires_grad_(needs_x_grad)
-    w = torch.randn(33, 40, generator=g, dtype=DT, requires_grad=True)
-    b = torch.randn(33, generator=g, dtype=DT, requires_grad=True)
-    G = torch.randn(7, 5, 33, generator=g, dtype=DT)
+    w = torch.randn(50, 40, generator=g, dtype=DT, requires_grad=True)
+    b = torch.randn(50, generator=g, dtype=DT, requires_grad=True)
+    G = torch.randn(7, 5, 50, generator=g, dtype=DT)
     outs = []
     for fn in (sparse_linear, torch.nn.functional.linear):
         y = fn(x, w, b)
@@ -299,14 +299,16 @@ def test_narrow_projection_stays_dense():
 def test_sparse_linear_binary_and_weighted_inputs_agree_with_dense():
     # spike trains (all nonzeros are 1) store no values; weighted sparse inputs do
     g = torch.Generator().manual_seed(2)
-    w = torch.randn(35, 64, generator=g, dtype=DT, requires_grad=True)
-    b = torch.randn(35, generator=g, dtype=DT, requires_grad=True)
+    w = torch.randn(50, 64, generator=g, dtype=DT, requires_grad=True)
+    b = torch.randn(50, generator=g, dtype=DT, requires_grad=True)
     for scale in (1.0, 0.5):
         x = (torch.rand(33, 64, generator=g, dtype=DT) < 0.1).to(DT) * scale
-        G = torch.randn(33, 35, generator=g, dtype=DT)
+        G = torch.randn(33, 50, generator=g, dtype=DT)
         outs = []
         for fn in (sparse_linear, torch.nn.functional.linear):
             y = fn(x, w, b)
+            if fn is sparse_linear:
+                assert _took_sparse_path(y)
             outs.append((y,) + torch.autograd.grad((y * G).sum(), (w, b)))
         for a, c in zip(*outs):
             torch.testing.assert_close(a, c, rtol=1e-10, atol=1e-12)

@@ -929,8 +929,10 @@ def _leaky_ok(x, beta):
 SPARSE_DENSITY = 0.25
 """Inputs with at most this fraction of nonzeros take the sparse projection path."""
 
-SPARSE_MIN_OUT = 8
-"""Projections into fewer neurons stay dense: finding the nonzeros costs more than the product."""
+SPARSE_MIN_OUT = 48
+"""Projections into fewer neurons stay dense: finding the nonzeros costs more than the product
+(measured, forward and backward, 10-20% spikes: 128 -> 10 dense 0.56 ms vs sparse 1.37 ms, 256 -> 32
+equal, 256 -> 64 sparse 1.3x faster, 700 -> 256 sparse 2.6x faster)."""
 
 
 class _SparseLinear(torch.autograd.Function):
