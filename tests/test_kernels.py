@@ -296,6 +296,25 @@ def test_narrow_projection_stays_dense():
 
 
 @needs_numba
+@pytest.mark.parametrize("n_out", [1, 10])
+def test_narrow_projection_gradients_equal_dense(n_out):
+    # a readout over many rows: the input gradient takes the compiled row kernel
+    g = torch.Generator().manual_seed(3)
+    x = (torch.rand(64, 70, 24, generator=g, dtype=DT) < 0.2).to(DT).requires_grad_()
+    w = torch.randn(n_out, 24, generator=g, dtype=DT, requires_grad=True)
+    b = torch.randn(n_out, generator=g, dtype=DT, requires_grad=True)
+    G = torch.randn(64, 70, n_out, generator=g, dtype=DT)
+    outs = []
+    for fn in (sparse_linear, torch.nn.functional.linear):
+        y = fn(x, w, b)
+        if fn is sparse_linear:
+            assert "NarrowLinear" in type(y.grad_fn.next_functions[0][0]).__name__
+        outs.append((y,) + torch.autograd.grad((y * G).sum(), (x, w, b)))
+    for a, c in zip(*outs):
+        torch.testing.assert_close(a, c, rtol=1e-10, atol=1e-12)
+
+
+@needs_numba
 def test_sparse_linear_binary_and_weighted_inputs_agree_with_dense():
     # spike trains (all nonzeros are 1) store no values; weighted sparse inputs do
     g = torch.Generator().manual_seed(2)
