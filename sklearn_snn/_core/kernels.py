@@ -657,6 +657,22 @@ def _nb_narrow_gx(G, W, out, nchunks):
                     o[h] += gk * w[h]
 
 
+def _nb_as_binary(x, q):
+    # q = x as uint8 when every entry of x is 0 or 1 (spikes); False at the first other value
+    N, F = x.shape
+    for n in range(N):
+        xr, qr = x[n], q[n]
+        for f in range(F):
+            v = xr[f]
+            if v == 0:
+                qr[f] = 0
+            elif v == 1:
+                qr[f] = 1
+            else:
+                return False
+    return True
+
+
 _NB = None          # compiled kernels (a namespace) once built, False when numba is unavailable
 np = None           # numpy, bound when the compiled backend loads
 prange = range      # numba.prange once the compiled backend loads
@@ -676,6 +692,7 @@ def _numba_kernels():
             opts = dict(cache=True, nogil=True)
             g = globals()
             g["_nb_sparse_wgrad"] = numba.njit(**opts)(_nb_sparse_wgrad)
+            g["_nb_as_binary"] = numba.njit(**opts)(_nb_as_binary)
             par = dict(opts, parallel=True)
             fns = dict(leaky=_nb_leaky, sparse_count=_nb_sparse_count, sparse_project=_nb_sparse_project,
                        sparse_wgrad=_nb_sparse_wgrad_par, narrow_gx=_nb_narrow_gx)
@@ -865,7 +882,8 @@ class _ScanCompiled(torch.autograd.Function):
         if not rec:
             mod.backward(T, 0, *arrs, bt, at, tt, fpar, *tail, min(n, B))
         else:
-            # one step at a time, the recurrent adjoint of the whole batch as one matmul between
+            # one step at a time: the recurrent adjoint of the whole batch as one matmul between the
+            # step kernels (BLAS, on torch's threads)
             bwd = mod.backward
             src = gsyn if cuba else gu
             wT = w_rec.detach().t()
@@ -1016,13 +1034,22 @@ class _NarrowLinear(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias):
-        ctx.save_for_backward(x, weight)
-        ctx.has_bias = bias is not None
-        return torch.nn.functional.linear(x, weight, bias)
+        out = torch.nn.functional.linear(x, weight, bias)
+        # spikes (all entries 0 or 1) are kept for the weight gradient as uint8, a quarter of the
+        # float copy (the float spikes of the layer below can then be freed after the forward pass)
+        keep = x
+        if ctx.needs_input_grad[1]:
+            q = torch.empty(x.shape, dtype=torch.uint8)
+            if _nb_as_binary(_np(x.contiguous()), _np(q)):
+                keep = q
+        ctx.save_for_backward(keep, weight)
+        ctx.dtype, ctx.has_bias = x.dtype, bias is not None
+        return out
 
     @staticmethod
     def backward(ctx, G):
         x, weight = ctx.saved_tensors
+        x = x.to(ctx.dtype)
         gx = gw = gb = None
         if ctx.needs_input_grad[0]:
             nb, n = _kernels()
