@@ -1049,7 +1049,6 @@ class _NarrowLinear(torch.autograd.Function):
     @staticmethod
     def backward(ctx, G):
         x, weight = ctx.saved_tensors
-        x = x.to(ctx.dtype)
         gx = gw = gb = None
         if ctx.needs_input_grad[0]:
             nb, n = _kernels()
@@ -1057,7 +1056,12 @@ class _NarrowLinear(torch.autograd.Function):
             gx = torch.empty((G.shape[0], weight.shape[1]), dtype=G.dtype)
             nb.narrow_gx(_np(G), _np(weight.detach().contiguous()), _np(gx), max(1, min(n, G.shape[0])))
         if ctx.needs_input_grad[1]:
-            gw = G.t() @ x
+            if x.dtype == ctx.dtype:
+                gw = G.t() @ x
+            else:   # uint8 spikes, converted in blocks of rows rather than all at once
+                gw = torch.zeros((G.shape[1], x.shape[1]), dtype=ctx.dtype)
+                for i in range(0, x.shape[0], 4096):
+                    gw.addmm_(G[i:i + 4096].t(), x[i:i + 4096].to(ctx.dtype))
         if ctx.has_bias and ctx.needs_input_grad[2]:
             gb = G.sum(0)
         return gx, gw, gb
