@@ -276,6 +276,22 @@ from numba import prange
 REC, CUBA, ALIF, SUBTRACT, SAVEQ, INPLACE = {rec}, {cuba}, {alif}, {subtract}, {saveq}, {inplace}
 
 
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def add_rows(acc, M, idx, a, e):
+    # acc += M[idx[a]] + ... + M[idx[e-1]], four rows per pass over acc
+    q = a
+    while q + 4 <= e:
+        r0, r1, r2, r3 = M[idx[q]], M[idx[q + 1]], M[idx[q + 2]], M[idx[q + 3]]
+        for h in range(acc.shape[0]):
+            acc[h] += (r0[h] + r1[h]) + (r2[h] + r3[h])
+        q += 4
+    while q < e:
+        r0 = M[idx[q]]
+        for h in range(acc.shape[0]):
+            acc[h] += r0[h]
+        q += 1
+
+
 @numba.njit(cache=True, nogil=True, error_model="numpy"{par})
 def forward(t0, t1, x, wrec, beta, alpha, thr, fpar, U, S, Q, A, v, syn, a, sp, nchunks):
     # Steps t0..t1-1. v, syn, a, sp: (B, H) state, current on entry, updated on exit. The batch is
@@ -306,17 +322,7 @@ def forward(t0, t1, x, wrec, beta, alpha, thr, fpar, U, S, Q, A, v, syn, a, sp, 
                         for h in range(H):
                             ur[h] = xr[h]
                         xr = ur
-                    q = 0
-                    while q + 4 <= k:
-                        r0, r1, r2, r3 = wrec[buf[q]], wrec[buf[q + 1]], wrec[buf[q + 2]], wrec[buf[q + 3]]
-                        for h in range(H):
-                            ur[h] += (r0[h] + r1[h]) + (r2[h] + r3[h])
-                        q += 4
-                    while q < k:
-                        r0 = wrec[buf[q]]
-                        for h in range(H):
-                            ur[h] += r0[h]
-                        q += 1
+                    add_rows(ur, wrec, buf, 0, k)
                 if ALIF:
                     ar = A[t, b]
                 if SAVEQ:
@@ -363,6 +369,22 @@ from numba import prange
 
 REC, CUBA, ALIF, SUBTRACT, DETACH = {rec}, {cuba}, {alif}, {subtract}, {detach}
 NEED_GU, NEED_GS, HAS_GS, INPLACE, WGRAD = {need_gu}, {need_gs}, {has_gs}, {inplace}, {wgrad}
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def add_rows(acc, M, idx, a, e):
+    # acc += M[idx[a]] + ... + M[idx[e-1]], four rows per pass over acc
+    q = a
+    while q + 4 <= e:
+        r0, r1, r2, r3 = M[idx[q]], M[idx[q + 1]], M[idx[q + 2]], M[idx[q + 3]]
+        for h in range(acc.shape[0]):
+            acc[h] += (r0[h] + r1[h]) + (r2[h] + r3[h])
+        q += 4
+    while q < e:
+        r0 = M[idx[q]]
+        for h in range(acc.shape[0]):
+            acc[h] += r0[h]
+        q += 1
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
@@ -461,20 +483,8 @@ def backward(t_hi, t_lo, gS, U, Q, A, SG, beta, alpha, thr, fpar, GX, GU, GS, gu
                 for b in range(B):
                     lst[k] = b
                     k += sp[b, j] != 0
-                if k == 0:
-                    continue
-                acc = gw[j]
-                q = 0
-                while q + 4 <= k:
-                    r0, r1, r2, r3 = gx[lst[q]], gx[lst[q + 1]], gx[lst[q + 2]], gx[lst[q + 3]]
-                    for h in range(H):
-                        acc[h] += (r0[h] + r1[h]) + (r2[h] + r3[h])
-                    q += 4
-                while q < k:
-                    r0 = gx[lst[q]]
-                    for h in range(H):
-                        acc[h] += r0[h]
-                    q += 1
+                if k > 0:
+                    add_rows(gw[j], gx, lst, 0, k)
 '''
 
 
