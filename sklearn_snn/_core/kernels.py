@@ -268,13 +268,7 @@ def _surrogate_consts(code, k):
     return 0.0, 0.0
 
 
-_FWD_TEMPLATE = '''
-import numpy as np
-import numba
-from numba import prange
-
-REC, CUBA, ALIF, SUBTRACT, SAVEQ, INPLACE = {rec}, {cuba}, {alif}, {subtract}, {saveq}, {inplace}
-
+_ADD_ROWS_SRC = '''
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def add_rows(acc, M, idx, a, e):
@@ -290,7 +284,15 @@ def add_rows(acc, M, idx, a, e):
         for h in range(acc.shape[0]):
             acc[h] += r0[h]
         q += 1
+'''
 
+_FWD_TEMPLATE = '''
+import numpy as np
+import numba
+from numba import prange
+
+REC, CUBA, ALIF, SUBTRACT, SAVEQ, INPLACE = {rec}, {cuba}, {alif}, {subtract}, {saveq}, {inplace}
+{add_rows}
 
 @numba.njit(cache=True, nogil=True, error_model="numpy"{par})
 def forward(t0, t1, x, wrec, beta, alpha, thr, fpar, U, S, Q, A, v, syn, a, sp, nchunks):
@@ -369,23 +371,7 @@ from numba import prange
 
 REC, CUBA, ALIF, SUBTRACT, DETACH = {rec}, {cuba}, {alif}, {subtract}, {detach}
 NEED_GU, NEED_GS, HAS_GS, INPLACE, WGRAD = {need_gu}, {need_gs}, {has_gs}, {inplace}, {wgrad}
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
-def add_rows(acc, M, idx, a, e):
-    # acc += M[idx[a]] + ... + M[idx[e-1]], four rows per pass over acc
-    q = a
-    while q + 4 <= e:
-        r0, r1, r2, r3 = M[idx[q]], M[idx[q + 1]], M[idx[q + 2]], M[idx[q + 3]]
-        for h in range(acc.shape[0]):
-            acc[h] += (r0[h] + r1[h]) + (r2[h] + r3[h])
-        q += 4
-    while q < e:
-        r0 = M[idx[q]]
-        for h in range(acc.shape[0]):
-            acc[h] += r0[h]
-        q += 1
-
+{add_rows}
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def lane(t, b, H, gS, U, Q, A, SG, beta, alpha, thr, rt, gu, ga, gsyn, GX, GU, GS, fpar):
@@ -528,7 +514,8 @@ def _specialised(kind, **flags):
         if mod is not None:
             return mod
         parallel = flags.pop("parallel")
-        fmt = dict(flags, par=", parallel=True" if parallel else "", loop="prange" if parallel else "range")
+        fmt = dict(flags, par=", parallel=True" if parallel else "", loop="prange" if parallel else "range",
+                   add_rows=_ADD_ROWS_SRC)
         if kind == "fwd":
             src = _FWD_TEMPLATE.format(**fmt)
         else:
