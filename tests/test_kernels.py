@@ -332,3 +332,28 @@ def test_sparse_linear_binary_and_weighted_inputs_agree_with_dense():
             outs.append((y,) + torch.autograd.grad((y * G).sum(), (w, b)))
         for a, c in zip(*outs):
             torch.testing.assert_close(a, c, rtol=1e-10, atol=1e-12)
+
+
+@needs_numba
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("block", [7, 256])
+@pytest.mark.parametrize("scale", [1.0, 0.5])
+def test_sparse_weight_gradient_blocks_and_threads(monkeypatch, threads, block, scale):
+    # the weight gradient of spike inputs regroups each block of rows by column; the rows are split
+    # between threads, each summing into its own buffer -- every split must give G.T @ x
+    monkeypatch.setattr(kernels, "WGRAD_BLOCK", block)
+    n_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        g = torch.Generator().manual_seed(5)
+        x = (torch.rand(301, 64, generator=g, dtype=DT) < 0.15).to(DT) * scale
+        x[17] = 0.0                         # an empty row
+        x[:, 5] = 0.0                       # an empty column
+        w = torch.randn(50, 64, generator=g, dtype=DT, requires_grad=True)
+        G = torch.randn(301, 50, generator=g, dtype=DT)
+        y = sparse_linear(x, w)
+        assert _took_sparse_path(y)
+        (gw,) = torch.autograd.grad((y * G).sum(), (w,))
+        torch.testing.assert_close(gw, G.t() @ x, rtol=1e-10, atol=1e-12)
+    finally:
+        torch.set_num_threads(n_threads)
