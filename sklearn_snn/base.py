@@ -274,6 +274,20 @@ class BaseSNN(BaseEstimator):
         m.eval()
         return m
 
+    def _training_logits(self, Xt):
+        """Readout of the module being trained (its own dtype, eval mode, no copy) on a scaled
+        tensor input, in batches: the per-epoch validation score of early stopping."""
+        m = self.module_
+        was_training = m.training
+        m.eval()
+        bs = getattr(self, "inference_batch_size", None) or 512
+        try:
+            with torch.no_grad():
+                outs = [m(self._encode(Xt[i:i + bs], train=False))[0] for i in range(0, Xt.shape[0], bs)]
+        finally:
+            m.train(was_training)
+        return torch.cat(outs).double().cpu().numpy()
+
     def _inference_dtype(self):
         return torch.float64 if self._device().type == "cpu" else torch.float32
 
@@ -381,7 +395,8 @@ class GradientSNNMixin:
 
     A subclass provides ``_prepare_targets(y, reset)`` -> (targets tensor, n_outputs),
     ``_build_module(n_in, n_out, generator)``, ``_loss(logits, yb, wb)`` and optionally
-    ``_validation_score(X_val, y_val)``.
+    ``_validation_score(logits, y_val)`` (the readout of the module being trained on the held-out
+    split, as numpy, and its targets).
     """
 
     def _train_config(self):
@@ -469,8 +484,9 @@ class GradientSNNMixin:
         idx_train = np.arange(X.shape[0])
         if self.early_stopping and not incremental:
             idx_train, idx_val = self._validation_split(y)
-            X_val, y_val = X[idx_val], y[idx_val]
-            validate = lambda: self._validation_score(X_val, y_val)  # noqa: E731
+            # validated, scaled and converted once; each epoch runs the module being trained
+            Xv, y_val = self._to_tensor(Xs[idx_val], device=device), y[idx_val]
+            validate = lambda: self._validation_score(self._training_logits(Xv), y_val)  # noqa: E731
         Xt = self._to_tensor(Xs[idx_train], device=device)
         yt = targets[idx_train].to(device)
         wt = None if sample_weight is None else torch.tensor(sample_weight[idx_train], dtype=torch.float32, device=device)
@@ -572,8 +588,11 @@ class SNNClassifierMixin:
             return loss.mean()
         return (loss * wb).sum() / wb.sum().clamp(min=1e-12)
 
-    def _validation_score(self, X, y):
-        return float(np.mean(self.predict(X) == y))
+    def _validation_score(self, logits, y):
+        return float(np.mean(self._labels(logits) == y))
+
+    def _labels(self, logits):
+        return self.classes_[np.argmax(logits, axis=1)]
 
     def decision_function(self, X):
         """Readout values (logits) per class, (n_samples, n_classes); (n_samples,) for two classes."""
@@ -596,5 +615,4 @@ class SNNClassifierMixin:
 
     def predict(self, X):
         """Predicted class labels."""
-        logits = self._logits(X)
-        return self.classes_[np.argmax(logits, axis=1)]
+        return self._labels(self._logits(X))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from sklearn.base import ClassifierMixin, RegressorMixin, _fit_context
+from sklearn.metrics import r2_score
 from sklearn.utils.validation import check_is_fitted
 
 from ._core.network import READOUTS, SNN
@@ -328,8 +329,12 @@ class SurrogateSNNRegressor(RegressorMixin, _SurrogateBase):
             return err.mean()
         return (err * wb).sum() / wb.sum().clamp(min=1e-12)
 
-    def _validation_score(self, X, y):
-        return float(self.score(X, y))
+    def _validation_score(self, logits, y):
+        return float(r2_score(y, self._targets(logits)))
+
+    def _targets(self, logits):
+        out = logits * self.y_scale_ + self.y_mean_
+        return out.ravel() if self._y_1d else out
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None, *, epoch_callback=None):
@@ -343,8 +348,7 @@ class SurrogateSNNRegressor(RegressorMixin, _SurrogateBase):
 
     def predict(self, X):
         """Predicted targets."""
-        out = self._logits(X) * self.y_scale_ + self.y_mean_
-        return out.ravel() if self._y_1d else out
+        return self._targets(self._logits(X))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

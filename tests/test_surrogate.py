@@ -222,6 +222,21 @@ def test_early_stopping_restores_best(digits):
     assert clf.best_validation_score_ == max(clf.validation_scores_)
 
 
+@pytest.mark.parametrize("regress", [False, True])
+def test_validation_score_of_training_module_equals_score(digits, regress):
+    # early stopping scores the module being trained, on inputs scaled and converted once; that
+    # path must give what score() gives on the same samples
+    X, y, Xv, yv = digits
+    if regress:
+        y, yv = y + 0.1 * X[:, 10], yv + 0.1 * Xv[:, 10]
+    est = (SurrogateSNNRegressor if regress else SurrogateSNNClassifier)(**FAST).fit(X, y)
+    logits = est._training_logits(est._to_tensor(est._scale(Xv)))
+    assert est.module_.training      # the mode is restored for the next epoch
+    assert est._validation_score(logits, yv) == pytest.approx(est.score(Xv, yv), abs=1e-5)
+    if not regress:
+        assert 0.5 < est._validation_score(logits, yv) < 1.0
+
+
 def test_epoch_callback_stops(digits):
     X, y, _, _ = digits
     seen = []

@@ -103,10 +103,12 @@ def _snapshot(module):
 
 
 def _finite_grads(module):
-    for p in module.parameters():
-        if p.grad is not None and not torch.isfinite(p.grad).all():
-            return False
-    return True
+    grads = [p.grad for p in module.parameters() if p.grad is not None]
+    if not grads:
+        return True
+    # one fused norm over all gradients (a NaN or inf entry makes its tensor's norm non-finite; so
+    # does a norm above the float range, which only a diverging run reaches) and one sync
+    return bool(torch.isfinite(torch.stack(torch._foreach_norm(grads))).all())
 
 
 def run_epochs(module, state: TrainState, X, y, step, cfg: TrainConfig, n_epochs, *,
@@ -148,11 +150,14 @@ def run_epochs(module, state: TrainState, X, y, step, cfg: TrainConfig, n_epochs
             module.train()
             order = torch.randperm(n, generator=generator).to(X.device) if cfg.shuffle else torch.arange(n, device=X.device)
             total, total_reg = 0.0, 0.0
+            # the epoch's order applied once (one gather per epoch), minibatches are then slices
+            Xe, ye = X[order], y[order]
+            we = None if sample_weight is None else sample_weight[order]
             for start in range(0, n, bs):
-                idx = order[start:start + bs]
-                wb = None if sample_weight is None else sample_weight[idx]
+                end = min(n, start + bs)
+                wb = None if we is None else we[start:end]
                 opt.zero_grad(set_to_none=True)
-                loss, reg = step(module, X[idx], y[idx], wb)
+                loss, reg = step(module, Xe[start:end], ye[start:end], wb)
                 if not (math.isfinite(loss) and math.isfinite(reg)) or not _finite_grads(module):
                     module.load_state_dict(good)
                     raise DivergedError(
@@ -166,8 +171,8 @@ def run_epochs(module, state: TrainState, X, y, step, cfg: TrainConfig, n_epochs
                     torch.nn.utils.clip_grad_norm_(module.parameters(), cfg.grad_clip)
                 opt.step()
                 state.t += 1
-                total += loss * idx.numel()
-                total_reg += reg * idx.numel()
+                total += loss * (end - start)
+                total_reg += reg * (end - start)
             state.n_iter += 1
             epoch_loss = total / n
             state.loss_curve.append(epoch_loss)
