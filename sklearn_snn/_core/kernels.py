@@ -370,8 +370,7 @@ import numba
 from numba import prange
 
 REC, CUBA, ALIF, SUBTRACT, DETACH = {rec}, {cuba}, {alif}, {subtract}, {detach}
-NEED_GU, NEED_GS, HAS_GS, INPLACE, WGRAD = {need_gu}, {need_gs}, {has_gs}, {inplace}, {wgrad}
-{add_rows}
+NEED_GU, NEED_GS, HAS_GS, INPLACE = {need_gu}, {need_gs}, {has_gs}, {inplace}
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def lane(t, b, H, gS, U, Q, A, SG, beta, alpha, thr, rt, gu, ga, gsyn, GX, GU, GS, fpar):
@@ -438,14 +437,10 @@ def lane(t, b, H, gS, U, Q, A, SG, beta, alpha, thr, rt, gu, ga, gsyn, GX, GU, G
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy"{par})
-def backward(t_hi, t_lo, gS, U, Q, A, SG, beta, alpha, thr, fpar, GX, GU, GS, gu, ga, gsyn, rt, q0, gw,
-             nchunks):
+def backward(t_hi, t_lo, gS, U, Q, A, SG, beta, alpha, thr, fpar, GX, GU, GS, gu, ga, gsyn, rt, nchunks):
     # Steps t_hi-1 down to t_lo. gu, ga, gsyn: (B, H) adjoint state, carried between calls. A
     # recurrent layer calls this one step at a time, with rt = (the next step's input adjoint)
-    # @ W_rec^T computed by one matmul over the whole batch in between, and (WGRAD) adds the
-    # step's share of the recurrent weight gradient, gw += s_(t-1)^T gi_t: for each neuron j the
-    # rows of gi_t of the samples in which j spiked (q0: the initial spikes, for t = 0), listed
-    # without branches and summed four at a time into gw[j].
+    # @ W_rec^T computed by one matmul over the whole batch in between.
     B = U.shape[1]
     H = U.shape[2]
     step = (B + nchunks - 1) // nchunks
@@ -453,24 +448,6 @@ def backward(t_hi, t_lo, gS, U, Q, A, SG, beta, alpha, thr, fpar, GX, GU, GS, gu
         for t in range(t_hi - 1, t_lo - 1, -1):
             for b in range(c * step, min(B, (c + 1) * step)):
                 lane(t, b, H, gS, U, Q, A, SG, beta, alpha, thr, rt, gu[b], ga[b], gsyn[b], GX, GU, GS, fpar)
-    if WGRAD:
-        lst = np.empty(B + 1, np.int32)
-        for t in range(t_hi - 1, t_lo - 1, -1):
-            if t > 0:
-                sp = Q[t - 1]
-            else:
-                sp = q0
-            if INPLACE:
-                gx = U[t]
-            else:
-                gx = GX[t]
-            for j in range(H):
-                k = 0
-                for b in range(B):
-                    lst[k] = b
-                    k += sp[b, j] != 0
-                if k > 0:
-                    add_rows(gw[j], gx, lst, 0, k)
 '''
 
 
@@ -674,6 +651,26 @@ def _nb_sparse_wgrad_par(indptr, indices, values, G, gwT, nchunks, binary, block
                     row[h] += other[h]
 
 
+def _nb_rec_wgrad(Q, q0, GX, gw, nchunks):
+    # gw = sum_t s_(t-1)^T GX_t for uint8 spikes Q (T, B, H) (q0 at t = 0), each thread taking a
+    # range of rows j of gw: for each step the samples in which j spiked are listed without
+    # branches and their rows of GX_t summed into gw[j] four at a time
+    T, B, H = GX.shape
+    step = (H + nchunks - 1) // nchunks
+    for c in prange(nchunks):
+        lst = np.empty(B + 1, np.int32)
+        for t in range(T):
+            sp = Q[t - 1] if t > 0 else q0
+            gx = GX[t]
+            for j in range(c * step, min(H, (c + 1) * step)):
+                k = 0
+                for b in range(B):
+                    lst[k] = b
+                    k += sp[b, j] != 0
+                if k > 0:
+                    _nb_add_rows(gw[j], gx, lst, 0, k)
+
+
 def _nb_narrow_gx(G, W, out, nchunks):
     # out = G @ W for a narrow G (N, K), K small: row by row, each output row accumulated from the
     # K rows of W it mixes (MKL's GEMM is slow for this tall, thin shape: 5.6 ms vs 1.35 ms for
@@ -735,7 +732,8 @@ def _numba_kernels():
             g["_nb_as_binary"] = numba.njit(**opts, error_model="numpy")(_nb_as_binary)
             par = dict(opts, parallel=True)
             fns = dict(leaky=_nb_leaky, sparse_count=_nb_sparse_count, sparse_project=_nb_sparse_project,
-                       sparse_wgrad=_nb_sparse_wgrad_par, narrow_gx=_nb_narrow_gx)
+                       sparse_wgrad=_nb_sparse_wgrad_par, narrow_gx=_nb_narrow_gx,
+                       rec_wgrad=_nb_rec_wgrad)
             # parallel kernels for the main thread; serial ones (compiled only if used) for calls
             # from other threads, so no threading layer ever sees nested or concurrent launches
             _start_thread_pool(numba)
@@ -909,16 +907,13 @@ class _ScanCompiled(torch.autograd.Function):
         Ac = A if alif else _dummy(U.dtype, 3)
         Qc = Q if Q is not None else torch.empty((1, 1, 1), dtype=torch.uint8)
         fpar = _fpar(spec, U.dtype, slope, code)
-        wgrad = rec and ctx.needs_input_grad[1]
         mod = _specialised("bwd", rec=rec, cuba=cuba, alif=alif, subtract=subtract, detach=spec.detach_reset,
                            code=code, need_gu=need_gu, need_gs=need_gs, has_gs=has_gs, inplace=inplace,
-                           wgrad=wgrad, parallel=n > 1 and not rec)
+                           parallel=n > 1 and not rec)
         gu, ga, gsyn = (torch.zeros((B, H), dtype=U.dtype) for _ in range(3))
         rt = torch.zeros((B, H), dtype=U.dtype) if rec else _dummy(U.dtype, 2)
-        q0 = (s0.detach() != 0).to(torch.uint8).expand(B, H).contiguous() if wgrad else _dummy(torch.uint8, 2)
-        gw = torch.zeros((H, H), dtype=U.dtype) if wgrad else _dummy(U.dtype, 2)
         arrs = [_np(a) for a in (gSc, U, Qc, Ac, SG)]
-        tail = [_np(a) for a in (GX, GU, GS, gu, ga, gsyn, rt, q0, gw)]
+        tail = [_np(a) for a in (GX, GU, GS, gu, ga, gsyn, rt)]
         if not rec:
             mod.backward(T, 0, *arrs, bt, at, tt, fpar, *tail, min(n, B))
         else:
@@ -931,13 +926,19 @@ class _ScanCompiled(torch.autograd.Function):
                 if t < T - 1:
                     torch.mm(src, wT, out=rt)
                 bwd(t + 1, t, *arrs, bt, at, tt, fpar, *tail, 1)
+        grads = [None] * 13
+        if rec and ctx.needs_input_grad[1]:
+            # sum_t s_(t-1)^T gi_t from the stored uint8 spikes, after the loop: the rows of W_rec
+            # split between the threads (q0: the initial spikes, for t = 0)
+            nb, _ = _kernels()
+            q0 = (s0.detach() != 0).to(torch.uint8).expand(B, H).contiguous()
+            gw = torch.zeros((H, H), dtype=U.dtype)
+            nb.rec_wgrad(_np(Q), _np(q0), _np(GX), _np(gw), max(1, min(n, H)))
+            grads[1] = gw
         ctx.consumed = inplace
         if not cuba:
             GU = GX
-        grads = [None] * 13
         grads[0] = GX if ctx.needs_input_grad[0] else None
-        if wgrad:
-            grads[1] = gw
         if need_params:
             S = Q.to(U.dtype)
             grads[2:5] = _param_grads(ctx.needs_input_grad, U, S, GU, GX, GS, SG, v0, syn0,
