@@ -268,24 +268,6 @@ def _surrogate_consts(code, k):
     return 0.0, 0.0
 
 
-_ADD_ROWS_SRC = '''
-
-@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
-def add_rows(acc, M, idx, a, e):
-    # acc += M[idx[a]] + ... + M[idx[e-1]], four rows per pass over acc
-    q = a
-    while q + 4 <= e:
-        r0, r1, r2, r3 = M[idx[q]], M[idx[q + 1]], M[idx[q + 2]], M[idx[q + 3]]
-        for h in range(acc.shape[0]):
-            acc[h] += (r0[h] + r1[h]) + (r2[h] + r3[h])
-        q += 4
-    while q < e:
-        r0 = M[idx[q]]
-        for h in range(acc.shape[0]):
-            acc[h] += r0[h]
-        q += 1
-'''
-
 _FWD_TEMPLATE = '''
 import numpy as np
 import numba
@@ -492,7 +474,7 @@ def _specialised(kind, **flags):
             return mod
         parallel = flags.pop("parallel")
         fmt = dict(flags, par=", parallel=True" if parallel else "", loop="prange" if parallel else "range",
-                   add_rows=_ADD_ROWS_SRC)
+                   add_rows=_add_rows_src())
         if kind == "fwd":
             src = _FWD_TEMPLATE.format(**fmt)
         else:
@@ -577,9 +559,25 @@ def _nb_sparse_project(x, wT, bias, indptr, indices, values, out, binary, nchunk
                 o[h] = acc[h]
 
 
+def _add_rows_src():
+    """The source of :func:`_nb_add_rows` as the templates' inlined ``add_rows`` (one definition;
+    numba's disk cache needs the package's source files anyway)."""
+    import inspect
+
+    src = inspect.getsource(_nb_add_rows.py_func if hasattr(_nb_add_rows, "py_func") else _nb_add_rows)
+    return ('\n\n@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")\n'
+            + src.replace("def _nb_add_rows(", "def add_rows(", 1))
+
+
 def _nb_add_rows(acc, M, idx, a, e):
-    # acc += M[idx[a]] + ... + M[idx[e-1]], four rows per pass over acc
+    # acc += M[idx[a]] + ... + M[idx[e-1]], eight (then four) rows per pass over acc
     q = a
+    while q + 8 <= e:
+        r0, r1, r2, r3 = M[idx[q]], M[idx[q + 1]], M[idx[q + 2]], M[idx[q + 3]]
+        r4, r5, r6, r7 = M[idx[q + 4]], M[idx[q + 5]], M[idx[q + 6]], M[idx[q + 7]]
+        for h in range(acc.shape[0]):
+            acc[h] += ((r0[h] + r1[h]) + (r2[h] + r3[h])) + ((r4[h] + r5[h]) + (r6[h] + r7[h]))
+        q += 8
     while q + 4 <= e:
         r0, r1, r2, r3 = M[idx[q]], M[idx[q + 1]], M[idx[q + 2]], M[idx[q + 3]]
         for h in range(acc.shape[0]):
