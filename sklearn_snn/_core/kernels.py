@@ -24,7 +24,7 @@ Backends. ``_ScanTorch`` runs the loops above with torch ops (any device, any dt
 float32/float64 tensors, when numba is installed (optional: ``pip install numba``), the compiled
 ``_ScanCompiled`` runs each loop over time as one call -- the forward scan and the adjoint
 recurrence parallel over the batch, named surrogates evaluated inside the loop, the recurrent
-input of binary spikes summed from the rows of the neurons that spiked, four rows per pass -- and
+input of binary spikes summed from the rows of the neurons that spiked, eight rows per pass -- and
 stores only the membrane, the spikes (the layer's output, which the next layer keeps anyway) and,
 for ``alif``, the adaptation. A recurrent layer's adjoint is the exception: its recurrent term
 ``gi_{t+1} W_rec^T`` is dense, so the backward pass steps through time from Python with one BLAS
@@ -283,7 +283,7 @@ def forward(t0, t1, x, wrec, beta, alpha, thr, fpar, U, S, Q, A, v, syn, a, sp, 
     # streams. U may be x itself (the membrane overwrites the current it was computed from); Q is
     # a uint8 copy of the spikes, written only when the backward pass needs them. The recurrent
     # input s_(t-1) @ wrec is a sum of the rows of the neurons that spiked: their indices are
-    # listed without branches and the rows added four at a time (one accumulator pass per four).
+    # listed without branches and the rows added eight at a time (one accumulator pass per eight).
     T, B, H = x.shape
     adapt, rho, one, zero = fpar[0], fpar[1], fpar[2], fpar[3]
     step = (B + nchunks - 1) // nchunks
@@ -525,8 +525,8 @@ def _nb_sparse_count(x, counts, other):
 def _nb_sparse_project(x, wT, bias, indptr, indices, values, out, binary, nchunks):
     # CSR form of x (values only when x is not binary) and out = x @ wT + bias, row by row. The
     # nonzero columns of a row are found without branches (every column index is written, the
-    # position advances only past nonzeros) and the rows of wT are summed four at a time, so the
-    # accumulator is read and written once per four nonzeros.
+    # position advances only past nonzeros) and the rows of wT are summed eight at a time, so the
+    # accumulator is read and written once per eight nonzeros.
     N, F = x.shape
     H = wT.shape[1]
     step = (N + nchunks - 1) // nchunks
@@ -593,7 +593,7 @@ def _nb_add_rows(acc, M, idx, a, e):
 def _nb_sparse_wgrad(indptr, indices, values, G, dst, r0, r1, binary, block):
     # dst (F, H) += x[r0:r1].T @ G[r0:r1] for x in CSR form. Spikes (binary x): a block of rows at a
     # time, the block's nonzeros are regrouped by column (a counting sort), and each row of dst gets
-    # the G rows of its column summed four at a time -- dst is read and written once per block and
+    # the G rows of its column summed eight at a time -- dst is read and written once per block and
     # column instead of once per nonzero, and the block of G stays in cache.
     F = dst.shape[0]
     if not binary:
@@ -652,7 +652,7 @@ def _nb_sparse_wgrad_par(indptr, indices, values, G, gwT, nchunks, binary, block
 def _nb_rec_wgrad(Q, q0, GX, gw, nchunks):
     # gw = sum_t s_(t-1)^T GX_t for uint8 spikes Q (T, B, H) (q0 at t = 0), each thread taking a
     # range of rows j of gw: for each step the samples in which j spiked are listed without
-    # branches and their rows of GX_t summed into gw[j] four at a time
+    # branches and their rows of GX_t summed into gw[j] eight at a time
     T, B, H = GX.shape
     step = (H + nchunks - 1) // nchunks
     for c in prange(nchunks):
