@@ -1055,9 +1055,12 @@ class _SparseLinear(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             gx = G @ weight
         if ctx.needs_input_grad[1]:
-            gwT = torch.zeros((ctx.shape[1], G.shape[1]), dtype=G.dtype)
-            nb.sparse_wgrad(_np(indptr), _np(indices), _np(values), _np(G), _np(gwT), max(1, min(n, G.shape[0])),
-                            ctx.binary, WGRAD_BLOCK)
+            F = ctx.shape[1]
+            gwT = torch.zeros((F, G.shape[1]), dtype=G.dtype)
+            # each extra thread sums into its own (F, H) buffer: at most one per 4F nonzeros, so
+            # adding the buffers up costs at most a quarter of the work it splits
+            chunks = max(1, min(n, G.shape[0], int(indptr[-1]) // (4 * F)))
+            nb.sparse_wgrad(_np(indptr), _np(indices), _np(values), _np(G), _np(gwT), chunks, ctx.binary, WGRAD_BLOCK)
             gw = gwT.t()
         if ctx.has_bias and ctx.needs_input_grad[2]:
             gb = G.sum(0)
