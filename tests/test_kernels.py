@@ -357,3 +357,25 @@ def test_sparse_weight_gradient_blocks_and_threads(monkeypatch, threads, block, 
         torch.testing.assert_close(gw, G.t() @ x, rtol=1e-10, atol=1e-12)
     finally:
         torch.set_num_threads(n_threads)
+
+
+@needs_numba
+@pytest.mark.parametrize("n_rows,n_in,chunks", [(1, 1, 1), (7, 13, 1), (37, 24, 3), (101, 70, 2), (64, 8, 4)])
+def test_packed_spikes_and_their_weight_gradient(n_rows, n_in, chunks):
+    # eight spikes to a byte (bit i of byte j = column 8j + i), and G^T x from the packed rows, for
+    # row counts that leave a remainder in every group of four and column counts off a byte boundary
+    import numpy as np
+
+    nb, _ = kernels._kernels()
+    g = torch.Generator().manual_seed(n_rows)
+    x = (torch.rand(n_rows, n_in, generator=g, dtype=DT) < 0.3).to(DT)
+    P = torch.empty(n_rows, (n_in + 7) // 8, dtype=torch.uint8)
+    assert kernels._nb_pack_bits(x.numpy(), P.numpy())
+    bits = np.unpackbits(P.numpy(), axis=1, bitorder="little")[:, :n_in]
+    assert np.array_equal(bits, x.numpy().astype(np.uint8))
+    G = torch.randn(n_rows, 5, generator=g, dtype=DT)
+    gw = torch.full((5, n_in), 0.5, dtype=DT)
+    nb.bits_wgrad(P.numpy(), G.numpy(), gw.numpy(), chunks)
+    torch.testing.assert_close(gw, 0.5 + G.t() @ x, rtol=1e-12, atol=1e-12)
+    x[n_rows // 2, n_in - 1] = 0.5
+    assert not kernels._nb_pack_bits(x.numpy(), P.numpy())

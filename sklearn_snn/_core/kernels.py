@@ -44,6 +44,7 @@ import types as _types
 
 import torch
 
+from . import buffers as _buffers
 from .neurons import NeuronSpec, neuron_step
 from .surrogate import get_surrogate, spike
 
@@ -691,20 +692,65 @@ def _nb_narrow_gx(G, W, out, nchunks):
                     o[h] += gk * w[h]
 
 
-def _nb_as_binary(x, q):
-    # q = x as uint8 when every entry of x is 0 or 1 (spikes); False after the first row with another
-    # value (branch-free within a row, so the loop vectorises)
+def _nb_pack_bits(x, P):
+    # bit i of P[n, j] = (x[n, 8j + i] != 0), when every entry of x is 0 or 1 (spikes); False after
+    # the first row with another value. A row is first written as bytes 0/1 (branch-free, so it
+    # vectorises); eight of them, read as one little-endian uint64, are gathered into the top byte
+    # of a product with 0x0102040810204080 (the partial products never overlap, so bit i of that
+    # byte is byte i of the word)
     N, F = x.shape
+    J = P.shape[1]
+    q = np.zeros(8 * J, np.uint8)
+    w = q.view(np.uint64)
+    M = np.uint64(0x0102040810204080)
     for n in range(N):
-        xr, qr = x[n], q[n]
+        xr, pr = x[n], P[n]
         other = False
         for f in range(F):
             v = xr[f]
-            qr[f] = np.uint8(v != 0)
+            q[f] = np.uint8(v != 0)
             other |= (v != 0) & (v != 1)
         if other:
             return False
+        for j in range(J):
+            pr[j] = np.uint8((w[j] * M) >> np.uint64(56))
     return True
+
+
+def _nb_bits_wgrad(P, G, gw, nchunks):
+    # gw (K, H) += sum_n G_n^T x_n for binary rows x_n packed in P (see _nb_pack_bits): four rows
+    # at a time are unpacked into floats and added in one pass over gw's rows (a quarter of the
+    # loads and stores of gw); rows of P split between threads, each with its own (K, H) sum
+    N, K = G.shape
+    H = gw.shape[1]
+    part = np.zeros((nchunks, K, H), G.dtype)
+    step = (N + nchunks - 1) // nchunks
+    for c in prange(nchunks):
+        acc = part[c]
+        r = np.empty((4, H), G.dtype)
+        n, n1 = c * step, min(N, (c + 1) * step)
+        while n < n1:
+            m = min(4, n1 - n)
+            for i in range(4):
+                ri = r[i]
+                if i < m:
+                    pr = P[n + i]
+                    for h in range(H):
+                        ri[h] = (pr[h >> 3] >> (h & 7)) & 1
+                else:
+                    ri[:] = 0
+            r0, r1, r2, r3 = r[0], r[1], r[2], r[3]
+            g0, g1, g2, g3 = G[n], G[n + min(1, m - 1)], G[n + min(2, m - 1)], G[n + min(3, m - 1)]
+            for k in range(K):
+                a = acc[k]
+                c0, c1, c2, c3 = g0[k], g1[k], g2[k], g3[k]
+                for h in range(H):
+                    a[h] += c0 * r0[h] + c1 * r1[h] + c2 * r2[h] + c3 * r3[h]
+            n += m
+    for c in range(nchunks):
+        for k in range(K):
+            for h in range(H):
+                gw[k, h] += part[c, k, h]
 
 
 _NB = None          # compiled kernels (a namespace) once built, False when numba is unavailable
@@ -727,11 +773,11 @@ def _numba_kernels():
             g = globals()
             g["_nb_add_rows"] = numba.njit(**opts, error_model="numpy", inline="always")(_nb_add_rows)
             g["_nb_sparse_wgrad"] = numba.njit(**opts, error_model="numpy")(_nb_sparse_wgrad)
-            g["_nb_as_binary"] = numba.njit(**opts, error_model="numpy")(_nb_as_binary)
+            g["_nb_pack_bits"] = numba.njit(**opts, error_model="numpy")(_nb_pack_bits)
             par = dict(opts, parallel=True)
             fns = dict(leaky=_nb_leaky, sparse_count=_nb_sparse_count, sparse_project=_nb_sparse_project,
                        sparse_wgrad=_nb_sparse_wgrad_par, narrow_gx=_nb_narrow_gx,
-                       rec_wgrad=_nb_rec_wgrad)
+                       rec_wgrad=_nb_rec_wgrad, bits_wgrad=_nb_bits_wgrad)
             # parallel kernels for the main thread; serial ones (compiled only if used) for calls
             # from other threads, so no threading layer ever sees nested or concurrent launches
             _start_thread_pool(numba)
@@ -799,6 +845,11 @@ def _np(t):
     return t.detach().numpy()
 
 
+def _buf(shape, dtype, pooled=True):
+    """A CPU buffer for the kernels: from the reuse pool while training (``pooled``)."""
+    return _buffers.empty(shape, dtype, pooled)
+
+
 def _per_neuron(p, H, like):
     """A parameter as a contiguous (H,) tensor, or None when it does not broadcast to (H,)."""
     t = torch.as_tensor(p, dtype=like.dtype, device=like.device).detach()
@@ -847,14 +898,16 @@ class _ScanCompiled(torch.autograd.Function):
         inplace = bool(inplace) and xc.is_contiguous()
         if not inplace:
             xc = xc.contiguous()
-        U = xc if inplace else torch.empty_like(xc)
-        S = torch.empty_like(xc)
+        # while training, the whole-sequence buffers come from the reuse pool (see buffers.py)
+        pool = any(ctx.needs_input_grad[:5])
+        U = xc if inplace else _buf((T, B, H), xc.dtype, pool)
+        S = _buf((T, B, H), xc.dtype, pool)
         # the backward pass reads the spikes only for zero reset, recurrent weights and the
         # parameter gradients; then they are kept as uint8 (a quarter of the float copy)
         need_params = any(ctx.needs_input_grad[2:5])
         save_q = any(ctx.needs_input_grad[:5]) and (not subtract or rec or need_params)
-        Q = torch.empty((T, B, H), dtype=torch.uint8) if save_q else torch.empty((1, 1, 1), dtype=torch.uint8)
-        A = torch.empty_like(xc) if alif else xc.new_empty((1, 1, 1))
+        Q = _buf((T, B, H), torch.uint8, pool) if save_q else torch.empty((1, 1, 1), dtype=torch.uint8)
+        A = _buf((T, B, H), xc.dtype, pool) if alif else xc.new_empty((1, 1, 1))
         fin = [s.detach().to(x.dtype, copy=True).contiguous() for s in (v0, syn0, a0, s0)]
         fpar = _fpar(spec, x.dtype, slope, -1)
         wr = w_rec.detach().contiguous() if rec else _dummy(xc.dtype, 2)
@@ -897,9 +950,9 @@ class _ScanCompiled(torch.autograd.Function):
         # the input gradient may take the membrane's buffer when the membrane is not needed
         # afterwards (the parameter gradients read it) and the caller handed it over (inplace)
         inplace = ctx.inplace and not need_params
-        GX = U if inplace else torch.empty_like(U)
-        GU = torch.empty_like(U) if need_gu else _dummy(U.dtype, 3)
-        GS = torch.empty_like(U) if need_gs else _dummy(U.dtype, 3)
+        GX = U if inplace else _buf((T, B, H), U.dtype)
+        GU = _buf((T, B, H), U.dtype) if need_gu else _dummy(U.dtype, 3)
+        GS = _buf((T, B, H), U.dtype) if need_gs else _dummy(U.dtype, 3)
         has_gs = gS is not None
         gSc = gS.contiguous() if has_gs else _dummy(U.dtype, 3)
         Ac = A if alif else _dummy(U.dtype, 3)
@@ -1026,16 +1079,16 @@ class _SparseLinear(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x, weight, bias, counts, binary):
+    def forward(ctx, x, weight, bias, counts, binary, pool):
         nb, n = _kernels()
         N, F = x.shape
         H = weight.shape[0]
         indptr = torch.zeros(N + 1, dtype=torch.int64)
         torch.cumsum(counts, 0, out=indptr[1:])
         nnz = int(indptr[-1])
-        indices = torch.empty(nnz, dtype=torch.int32)
-        values = torch.empty(0 if binary else nnz, dtype=x.dtype)   # spikes: all ones, not stored
-        out = torch.empty((N, H), dtype=x.dtype)
+        indices = _buf((nnz,), torch.int32, pool)
+        values = _buf((0 if binary else nnz,), x.dtype, pool)   # spikes: all ones, not stored
+        out = _buf((N, H), x.dtype, pool)
         wT = weight.detach().t().contiguous()
         b = bias.detach() if bias is not None else x.new_zeros(H)
         nb.sparse_project(_np(x), _np(wT), _np(b.contiguous()), _np(indptr), _np(indices), _np(values), _np(out),
@@ -1053,7 +1106,7 @@ class _SparseLinear(torch.autograd.Function):
         G = G.contiguous()
         gx = gw = gb = None
         if ctx.needs_input_grad[0]:
-            gx = G @ weight
+            gx = torch.mm(G, weight.detach(), out=_buf(ctx.shape, G.dtype))
         if ctx.needs_input_grad[1]:
             F = ctx.shape[1]
             gwT = torch.zeros((F, G.shape[1]), dtype=G.dtype)
@@ -1064,7 +1117,7 @@ class _SparseLinear(torch.autograd.Function):
             gw = gwT.t()
         if ctx.has_bias and ctx.needs_input_grad[2]:
             gb = G.sum(0)
-        return gx, gw, gb, None, None
+        return gx, gw, gb, None, None, None
 
 
 NARROW_MAX_OUT = 20
@@ -1074,43 +1127,84 @@ NARROW_MIN_ROWS = 4096
 
 
 class _NarrowLinear(torch.autograd.Function):
-    """``x @ W.T + b`` into few outputs (a readout layer over all steps): the forward pass and the
-    weight gradient are BLAS matmuls; the input gradient ``G @ W`` (N x K times K x H with small K)
-    is the compiled row kernel, which beats BLAS for this shape once N is large."""
+    """``x @ W.T + b`` into few outputs (a readout layer over all steps): the forward pass is a BLAS
+    matmul; the input gradient ``G @ W`` (N x K times K x H with small K) is the compiled row
+    kernel, which beats BLAS for this shape once N is large. Spike inputs (every entry 0 or 1) are
+    kept for the weight gradient packed eight to a byte (a 32nd of the float32 copy, so the float
+    spikes of the layer below are freed after the forward pass), and the weight gradient adds the
+    rows of ``G`` at the set bits; other inputs are kept as they are (BLAS weight gradient)."""
 
     @staticmethod
     def forward(ctx, x, weight, bias):
-        out = torch.nn.functional.linear(x, weight, bias)
-        # spikes (all entries 0 or 1) are kept for the weight gradient as uint8, a quarter of the
-        # float copy (the float spikes of the layer below can then be freed after the forward pass)
-        keep = x
+        out = _linear_into(x, weight, bias, _buf((x.shape[0], weight.shape[0]), x.dtype))
+        keep, packed = x, False
         if ctx.needs_input_grad[1]:
-            q = torch.empty(x.shape, dtype=torch.uint8)
-            if _nb_as_binary(_np(x.contiguous()), _np(q)):
-                keep = q
+            P = _buf((x.shape[0], (x.shape[1] + 7) // 8), torch.uint8)
+            if _nb_pack_bits(_np(x.contiguous()), _np(P)):
+                keep, packed = P, True
         ctx.save_for_backward(keep, weight)
-        ctx.dtype, ctx.has_bias = x.dtype, bias is not None
+        ctx.packed, ctx.has_bias, ctx.n_in = packed, bias is not None, x.shape[1]
         return out
+
+    @staticmethod
+    def backward(ctx, G):
+        x, weight = ctx.saved_tensors
+        nb, n = _kernels()
+        G = G.contiguous()
+        gx = gw = gb = None
+        if ctx.needs_input_grad[0]:
+            gx = _buf((G.shape[0], weight.shape[1]), G.dtype)
+            nb.narrow_gx(_np(G), _np(weight.detach().contiguous()), _np(gx), max(1, min(n, G.shape[0])))
+        if ctx.needs_input_grad[1]:
+            if ctx.packed:
+                gw = torch.zeros((G.shape[1], ctx.n_in), dtype=G.dtype)
+                nb.bits_wgrad(_np(x), _np(G), _np(gw), max(1, min(n, G.shape[0] // 1024)))
+            else:
+                gw = G.t() @ x
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            gb = G.sum(0)
+        return gx, gw, gb
+
+
+def _linear_into(x, weight, bias, out):
+    """``x @ weight.T + bias`` (2D ``x``) written into ``out``, no autograd."""
+    w = weight.detach().t()
+    if bias is None:
+        return torch.mm(x.detach(), w, out=out)
+    return torch.addmm(bias.detach(), x.detach(), w, out=out)
+
+
+class _DenseLinear(torch.autograd.Function):
+    """``x @ W.T + b`` (2D ``x``) with its output in a pooled buffer; the gradients as autograd's."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        ctx.save_for_backward(x if ctx.needs_input_grad[1] else None, weight)
+        ctx.has_bias = bias is not None
+        return _linear_into(x, weight, bias, _buf((x.shape[0], weight.shape[0]), x.dtype))
 
     @staticmethod
     def backward(ctx, G):
         x, weight = ctx.saved_tensors
         gx = gw = gb = None
         if ctx.needs_input_grad[0]:
-            nb, n = _kernels()
-            G = G.contiguous()
-            gx = torch.empty((G.shape[0], weight.shape[1]), dtype=G.dtype)
-            nb.narrow_gx(_np(G), _np(weight.detach().contiguous()), _np(gx), max(1, min(n, G.shape[0])))
+            gx = torch.mm(G, weight.detach(), out=_buf((G.shape[0], weight.shape[1]), G.dtype))
         if ctx.needs_input_grad[1]:
-            if x.dtype == ctx.dtype:
-                gw = G.t() @ x
-            else:   # uint8 spikes, converted in blocks of rows rather than all at once
-                gw = torch.zeros((G.shape[1], x.shape[1]), dtype=ctx.dtype)
-                for i in range(0, x.shape[0], 4096):
-                    gw.addmm_(G[i:i + 4096].t(), x[i:i + 4096].to(ctx.dtype))
+            gw = G.t() @ x.detach()
         if ctx.has_bias and ctx.needs_input_grad[2]:
             gb = G.sum(0)
         return gx, gw, gb
+
+
+def _dense_linear(x, weight, bias, cpu):
+    """``linear`` for a CPU training step: the whole-sequence output from the reuse pool."""
+    training = cpu and torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)
+    if not training or x.numel() < 2 or x.dim() < 2:
+        return torch.nn.functional.linear(x, weight, bias)
+    x2 = x.reshape(-1, x.shape[-1])
+    if x2.shape[0] * weight.shape[0] * x.element_size() < _buffers.MIN_BYTES:
+        return torch.nn.functional.linear(x, weight, bias)
+    return _DenseLinear.apply(x2, weight, bias).reshape(*x.shape[:-1], weight.shape[0])
 
 
 def sparse_linear(x, weight, bias=None, max_density=None):
@@ -1139,7 +1233,7 @@ def sparse_linear(x, weight, bias=None, max_density=None):
     if cpu and x.shape[-1] >= 16 and weight.shape[0] >= SPARSE_MIN_OUT and max_density > 0:
         nb = _numba_kernels()
     if nb is None:
-        return torch.nn.functional.linear(x, weight, bias)
+        return _dense_linear(x, weight, bias, cpu and _numba_kernels() is not None)
     lead = x.shape[:-1]
     x2 = x.reshape(-1, x.shape[-1])
     if not x2.is_contiguous():
@@ -1148,14 +1242,15 @@ def sparse_linear(x, weight, bias=None, max_density=None):
     # without the full counting pass
     probe = x2[:256]
     if int(torch.count_nonzero(probe)) > 2 * max_density * probe.numel():
-        return torch.nn.functional.linear(x, weight, bias)
+        return _dense_linear(x, weight, bias, True)
     nb, _ = _kernels()
     counts = torch.empty(x2.shape[0], dtype=torch.int64)
     other = torch.empty(x2.shape[0], dtype=torch.int64)
     nb.sparse_count(_np(x2), _np(counts), _np(other))
     if int(counts.sum()) > max_density * x2.numel():
-        return torch.nn.functional.linear(x, weight, bias)
-    out = _SparseLinear.apply(x2, weight, bias, counts, not bool(other.any()))
+        return _dense_linear(x, weight, bias, True)
+    training = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)
+    out = _SparseLinear.apply(x2, weight, bias, counts, not bool(other.any()), training)
     return out.reshape(*lead, weight.shape[0])
 
 

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from . import buffers as _buffers
+
 
 class DivergedError(FloatingPointError):
     """Training produced a non-finite loss or gradient; the last good weights were restored."""
@@ -203,6 +205,8 @@ def run_epochs(module, state: TrainState, X, y, step, cfg: TrainConfig, n_epochs
     finally:
         if bar is not None:
             bar.close()
+        # the kernels' reused whole-sequence buffers do not outlive training
+        _buffers.release()
     if cfg.early_stopping and state.best_params is not None and (state.stopped_early or state.interrupted
                                                                  or state.n_iter > 0):
         module.load_state_dict(state.best_params)
