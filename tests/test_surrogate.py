@@ -275,3 +275,29 @@ def test_regressor_learns():
     Y2 = np.c_[y, -y]
     reg2 = SurrogateSNNRegressor(max_iter=30, random_state=0).fit(X, Y2)
     assert reg2.predict(X[:4]).shape == (4, 2)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_finite_loss_with_non_finite_gradient_stops_training(bad):
+    # the loss is finite, one gradient entry is not: no optimiser step is taken with it, the
+    # epoch's starting weights come back, and the error says so
+    from sklearn_snn._core.training import DivergedError, TrainConfig, new_state, run_epochs
+
+    module = torch.nn.Linear(3, 2)
+    start = {k: v.clone() for k, v in module.state_dict().items()}
+    X, y = torch.randn(8, 3), torch.zeros(8)
+    calls = []
+
+    def step(m, xb, yb, wb):
+        loss = m(xb).sum()
+        loss.backward()
+        calls.append(1)
+        if len(calls) == 2:
+            m.bias.grad[0] = bad
+        return float(loss), 0.0
+
+    cfg = TrainConfig(batch_size=4, max_iter=3)
+    state = new_state(module, cfg)
+    with pytest.raises(DivergedError, match="a gradient is not"):
+        run_epochs(module, state, X, y, step, cfg, 3)
+    assert all(torch.equal(module.state_dict()[k], v) for k, v in start.items())
