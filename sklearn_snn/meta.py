@@ -204,6 +204,8 @@ class SNNArchitectureSearch(MetaEstimatorMixin, BaseEstimator):
     sampler : optuna.samplers.BaseSampler or None, default=None
         ``None``: seeded TPE (multi-objective TPE when ``cost`` is set).
     random_state : int, RandomState or None, default=None
+        Seeds the default sampler. Each candidate's fits are seeded by the estimator's own
+        ``random_state`` (as in ``GridSearchCV``): set both for a reproducible search.
     refit : bool or callable, default=True
         Refit the selected candidate on all data: the best score (single objective), or, with a
         cost, the most accurate Pareto point; a callable gets ``pareto_front_`` and returns the
