@@ -135,3 +135,23 @@ def test_fit_leaves_no_buffers_behind():
     SurrogateSNNClassifier(hidden_layer_sizes=(64,), n_steps=40, batch_size=120, max_iter=2,
                            random_state=0).fit(X, y)
     assert buffers.POOL.nbytes() == 0
+
+
+@needs_numba
+def test_inference_takes_nothing_from_the_pool_training_does():
+    # under no_grad the recurrent weights still "need" a gradient as far as the scan can see;
+    # grad mode decides: no pooled buffers and no stored spikes for a backward pass that never runs
+    g = torch.Generator().manual_seed(1)
+    net = SNN(40, (64,), 5, NeuronSpec("lif", beta=0.9), "fast_sigmoid", 10.0, recurrent=True,
+              readout="spike_count", generator=g)
+    x = (torch.rand(50, 32, 40, generator=g) < 0.2).float()
+    buffers.release()
+    with torch.no_grad():
+        net(x)
+    assert buffers.POOL.nbytes() == 0
+    logits = net(x)[0]
+    assert buffers.POOL.nbytes() >= 50 * 32 * 64 * 4
+    logits.sum().backward()
+    del logits
+    buffers.release()
+    assert buffers.POOL.nbytes() == 0

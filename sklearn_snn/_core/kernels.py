@@ -75,7 +75,7 @@ def _reduce_to(grad, like):
 
 class _ScanTorch(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, w_rec, beta, alpha, thr, v0, syn0, a0, s0, spec, deriv, slope, inplace):
+    def forward(ctx, x, w_rec, beta, alpha, thr, v0, syn0, a0, s0, spec, deriv, slope, inplace, record):
         T, B, H = x.shape
         cuba, alif, rec = spec.uses_synapse, spec.adaptive, w_rec is not None
         # inplace: the membrane overwrites the input current (step t reads x[t] before writing U[t])
@@ -191,7 +191,7 @@ class _ScanTorch(torch.autograd.Function):
         else:
             GX = GU
 
-        grads = [None] * 13
+        grads = [None] * 14
         grads[0] = GX if ctx.needs_input_grad[0] else None
         if rec and ctx.needs_input_grad[1]:
             S_prev = torch.cat([s0.unsqueeze(0), S[:-1]], 0)
@@ -888,7 +888,7 @@ def _compiled_ok(x, w_rec, params):
 
 class _ScanCompiled(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, w_rec, beta, alpha, thr, v0, syn0, a0, s0, spec, deriv, slope, inplace):
+    def forward(ctx, x, w_rec, beta, alpha, thr, v0, syn0, a0, s0, spec, deriv, slope, inplace, record):
         _, n = _kernels()
         T, B, H = x.shape
         cuba, alif, rec = spec.uses_synapse, spec.adaptive, w_rec is not None
@@ -898,16 +898,18 @@ class _ScanCompiled(torch.autograd.Function):
         inplace = bool(inplace) and xc.is_contiguous()
         if not inplace:
             xc = xc.contiguous()
-        # while training, the whole-sequence buffers come from the reuse pool (see buffers.py)
-        pool = any(ctx.needs_input_grad[:5])
-        U = xc if inplace else _buf((T, B, H), xc.dtype, pool)
-        S = _buf((T, B, H), xc.dtype, pool)
+        # a graph is recorded (record: grad mode was on outside; needs_input_grad alone also says
+        # True under no_grad for parameters): then the whole-sequence buffers come from the reuse
+        # pool (see buffers.py), and the spikes are kept for the backward pass where it reads them
+        train = record and any(ctx.needs_input_grad[:5])
+        U = xc if inplace else _buf((T, B, H), xc.dtype, train)
+        S = _buf((T, B, H), xc.dtype, train)
         # the backward pass reads the spikes only for zero reset, recurrent weights and the
         # parameter gradients; then they are kept as uint8 (a quarter of the float copy)
         need_params = any(ctx.needs_input_grad[2:5])
-        save_q = any(ctx.needs_input_grad[:5]) and (not subtract or rec or need_params)
-        Q = _buf((T, B, H), torch.uint8, pool) if save_q else torch.empty((1, 1, 1), dtype=torch.uint8)
-        A = _buf((T, B, H), xc.dtype, pool) if alif else xc.new_empty((1, 1, 1))
+        save_q = train and (not subtract or rec or need_params)
+        Q = _buf((T, B, H), torch.uint8, train) if save_q else torch.empty((1, 1, 1), dtype=torch.uint8)
+        A = _buf((T, B, H), xc.dtype, train) if alif else xc.new_empty((1, 1, 1))
         fin = [s.detach().to(x.dtype, copy=True).contiguous() for s in (v0, syn0, a0, s0)]
         fpar = _fpar(spec, x.dtype, slope, -1)
         wr = w_rec.detach().contiguous() if rec else _dummy(xc.dtype, 2)
@@ -977,7 +979,7 @@ class _ScanCompiled(torch.autograd.Function):
                 if t < T - 1:
                     torch.mm(src, wT, out=rt)
                 bwd(t + 1, t, *arrs, bt, at, tt, fpar, *tail, 1)
-        grads = [None] * 13
+        grads = [None] * 14
         if rec and ctx.needs_input_grad[1]:
             # sum_t s_(t-1)^T gi_t from the stored uint8 spikes, after the loop: the rows of W_rec
             # split between the threads (q0: the initial spikes, for t = 0)
@@ -1328,7 +1330,7 @@ def spiking_scan(x, spec: NeuronSpec, surrogate="fast_sigmoid", slope=10.0, w_re
     fn = _ScanCompiled if _use_compiled(backend, lambda: _compiled_ok(x, w_rec, (beta, alpha, thr))) else _ScanTorch
     inplace = bool(inplace) and x.is_contiguous()
     out = fn.apply(x, w_rec, beta, alpha, thr, v0, syn0, a0, s0, spec, get_surrogate(surrogate), float(slope),
-                   inplace)
+                   inplace, torch.is_grad_enabled())
     return out[0], out[1], tuple(out[2:])
 
 

@@ -115,7 +115,7 @@ def _finite_grads(module):
         found = torch.zeros(1, device=grads[0].device)
         torch._amp_foreach_non_finite_check_and_unscale_(grads, found, torch.ones(1, device=found.device))
         return not bool(found)
-    except (RuntimeError, AttributeError, NotImplementedError):
+    except (RuntimeError, AttributeError):   # e.g. gradients on several devices
         return bool(torch.isfinite(torch.stack(torch._foreach_norm(grads))).all())
 
 
