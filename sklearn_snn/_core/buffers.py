@@ -54,16 +54,13 @@ class BufferPool:
         """An uninitialised CPU tensor of ``shape`` and ``dtype``, from the pool when large."""
         shape = tuple(int(s) for s in shape)
         nd = _NP.get(dtype)
-        nbytes = math.prod(shape) * torch.empty((), dtype=dtype).element_size() if nd is not None else 0
+        nbytes = math.prod(shape) * np.dtype(nd).itemsize if nd is not None else 0
         if nd is None or nbytes < MIN_BYTES:
             return torch.empty(shape, dtype=dtype)
         with self._lock:
             self._tick += 1
             if self._base is None:
-                probe = [np.empty(1, np.uint8), 0, 0]
-                self._bufs.append(probe)
-                self._base = self._count(probe)
-                self._bufs.pop()
+                self._base = self._count([np.empty(1, np.uint8), 0, 0])
             best = None
             keep = []
             for entry in self._bufs:

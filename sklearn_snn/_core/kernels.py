@@ -845,9 +845,7 @@ def _np(t):
     return t.detach().numpy()
 
 
-def _buf(shape, dtype, pooled=True):
-    """A CPU buffer for the kernels: from the reuse pool while training (``pooled``)."""
-    return _buffers.empty(shape, dtype, pooled)
+_buf = _buffers.empty       # a CPU buffer for the kernels: from the reuse pool while training (pooled)
 
 
 def _per_neuron(p, H, like):
@@ -1201,11 +1199,9 @@ class _DenseLinear(torch.autograd.Function):
 def _dense_linear(x, weight, bias, cpu):
     """``linear`` for a CPU training step: the whole-sequence output from the reuse pool."""
     training = cpu and torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)
-    if not training or x.numel() < 2 or x.dim() < 2:
+    if not training or x.numel() // max(x.shape[-1], 1) * weight.shape[0] * x.element_size() < _buffers.MIN_BYTES:
         return torch.nn.functional.linear(x, weight, bias)
     x2 = x.reshape(-1, x.shape[-1])
-    if x2.shape[0] * weight.shape[0] * x.element_size() < _buffers.MIN_BYTES:
-        return torch.nn.functional.linear(x, weight, bias)
     return _DenseLinear.apply(x2, weight, bias).reshape(*x.shape[:-1], weight.shape[0])
 
 
