@@ -15,6 +15,11 @@ from __future__ import annotations
 
 import json
 
+# argument checks shared with ``sklearn-snn benchmark``; cli.py imports this module only inside
+# its main(), so importing from it here makes no import cycle
+from sklearn_snn.cli import (check_output_file, int_at_least, nonzero_int, output_file,
+                             positive_float)
+
 DATASETS = ("digits", "randman", "yinyang")
 DEFAULT_STORAGE = "sqlite:///sklearn_snn_tune.db"
 
@@ -86,9 +91,11 @@ def add_tune_parser(subparsers):
     p.add_argument("dataset", choices=DATASETS)
     p.add_argument("--estimator", default="SurrogateSNNClassifier",
                    help="estimator class name in sklearn_snn (default %(default)s)")
-    p.add_argument("--n-trials", type=int, default=30)
-    p.add_argument("--timeout", type=float, default=None, help="seconds")
-    p.add_argument("--cv", type=int, default=3)
+    # every number is checked while parsing (exit status 2, nothing created, no training), so a
+    # typo cannot start a search that fails, or silently does nothing, only after a long wait
+    p.add_argument("--n-trials", type=int_at_least(1), default=30, help="at least 1 (default %(default)s)")
+    p.add_argument("--timeout", type=positive_float, default=None, help="seconds, > 0 (default: no limit)")
+    p.add_argument("--cv", type=int_at_least(2), default=3, help="folds, at least 2 (default %(default)s)")
     p.add_argument("--scoring", default=None)
     p.add_argument("--storage", default=DEFAULT_STORAGE,
                    help="database URL, journal file (*.log) or 'memory' "
@@ -97,14 +104,16 @@ def add_tune_parser(subparsers):
                    help="default: <estimator>-<dataset>")
     p.add_argument("--no-pruning", dest="pruning", action="store_false",
                    help="evaluate every trial to the end")
-    p.add_argument("--max-iter", type=int, default=20, help="epochs per fit")
-    p.add_argument("--n-samples", type=int, default=None)
-    p.add_argument("--n-jobs", type=int, default=None)
-    p.add_argument("--torch-num-threads", type=int, default=None)
+    p.add_argument("--max-iter", type=int_at_least(1), default=20,
+                   help="epochs per fit, at least 1 (default %(default)s)")
+    p.add_argument("--n-samples", type=int_at_least(1), default=None, help="at least 1 (default: all)")
+    p.add_argument("--n-jobs", type=nonzero_int, default=None, help="parallel trials; -1: all cores")
+    p.add_argument("--torch-num-threads", type=int_at_least(1), default=None, help="at least 1")
     p.add_argument("--random-state", type=int, default=0)
     p.add_argument("--verbose", type=int, default=1)
-    p.add_argument("--output", default=None,
-                   help="write best params and score as JSON to this file")
+    # checked up front: the JSON report is written only after the whole search
+    p.add_argument("--output", type=output_file, default=None,
+                   help="write best params and score as JSON to this file (its folder must exist)")
     p.set_defaults(func=run_tune)
     return p
 
@@ -117,7 +126,15 @@ def run_tune(args):
     status : int
         0 (the exit status); the report is printed as JSON and, with
         ``--output``, written to a file.
+
+    Raises
+    ------
+    ValueError
+        If ``args.output`` cannot be written (checked before the search,
+        which would otherwise fail only once it is over).
     """
+    if args.output:  # again here for a namespace not made by the parser; before any work
+        check_output_file(args.output)
     from sklearn_snn.model_selection import OptunaSearchCV
 
     X, y = load_dataset(args.dataset, args.n_samples, args.random_state)

@@ -20,6 +20,148 @@ import warnings
 import numpy as np
 
 
+# --- argument checks -------------------------------------------------------------------------------
+# Both sub-commands can run for hours and only write their results at the very end, so every
+# argument that would make them fail late (a bad number, an output path that cannot be written) is
+# refused while parsing: argparse then prints the usage and a one-line ``error:`` and exits with
+# status 2, before any data is loaded, any model is trained or any folder is created. The helpers
+# are argparse ``type`` callables (so ``--help`` and the errors read the same for every option);
+# ``_cli_tune`` imports them from here (this module imports ``_cli_tune`` only inside ``main``).
+
+
+def int_at_least(minimum):
+    """An argparse ``type`` that accepts integers no smaller than ``minimum``.
+
+    Parameters
+    ----------
+    minimum : int
+        The smallest accepted value.
+
+    Returns
+    -------
+    parse : callable
+        ``parse(text) -> int``; raises :class:`argparse.ArgumentTypeError` (argparse turns it into
+        ``error: argument --opt: ...`` and exit status 2) for text that is not an integer or is too
+        small.
+
+    Examples
+    --------
+    >>> int_at_least(2)("5")
+    5
+    """
+    def parse(text):
+        try:
+            value = int(text)
+        except (TypeError, ValueError):
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {value}")
+        return value
+
+    parse.__name__ = f"int>={minimum}"
+    return parse
+
+
+def nonzero_int(text):
+    """An argparse ``type`` for ``--n-jobs``: any integer but 0 (joblib's convention, -1 = all cores)."""
+    try:
+        value = int(text)
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(f"expected a nonzero integer, got {text!r}") from None
+    if value == 0:
+        raise argparse.ArgumentTypeError("must not be 0 (use 1 for one job, -1 for all cores)")
+    return value
+
+
+def positive_float(text):
+    """An argparse ``type`` for a finite number > 0 (``nan`` and ``inf`` are refused)."""
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not (0 < value < float("inf")):  # also false for nan
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r} "
+                                         "(leave the option out for no limit)")
+    return value
+
+
+def _writable(path):
+    return os.access(path, os.W_OK | os.X_OK) if os.path.isdir(path) else os.access(path, os.W_OK)
+
+
+def check_output_dir(path, files=("report.md", "benchmark.png")):
+    """Raise ``ValueError`` unless ``path`` is, or can become, a folder to write ``files`` into.
+
+    Nothing is created: for a folder that does not exist yet, the nearest existing parent must be a
+    writable folder (``os.makedirs`` will create the rest).
+    """
+    if not path:
+        raise ValueError("the output folder must not be empty; pass a folder path")
+    if os.path.isdir(path):
+        for name in files:
+            target = os.path.join(path, name)
+            if os.path.isdir(target):
+                raise ValueError(f"{target!r} is a folder, so {name} cannot be written; remove or rename it, "
+                                 "or choose another output folder")
+            if os.path.lexists(target) and not _writable(target):
+                raise ValueError(f"{target!r} exists and is not writable; fix its permissions or choose "
+                                 "another output folder")
+        if not _writable(path):
+            raise ValueError(f"folder {path!r} is not writable; choose another output folder")
+        return
+    if os.path.lexists(path):
+        raise ValueError(f"{path!r} exists and is not a folder (a file or a broken link); "
+                         "remove it or choose another output folder")
+    parent = os.path.dirname(os.path.abspath(path))
+    while not os.path.lexists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise ValueError(f"cannot create folder {path!r}: {parent!r} is not a folder; "
+                         "choose another output folder")
+    if not _writable(parent):
+        raise ValueError(f"cannot create folder {path!r}: {parent!r} is not writable; "
+                         "choose another output folder")
+
+
+def check_output_file(path):
+    """Raise ``ValueError`` unless the file ``path`` can be written (its folder must exist already)."""
+    if not path:
+        raise ValueError("the output file must not be empty; pass a file path")
+    if os.path.isdir(path):
+        raise ValueError(f"{path!r} is a folder; pass a file path such as "
+                         f"{os.path.join(path, 'best.json')!r}")
+    parent = os.path.dirname(path) or os.curdir
+    if not os.path.isdir(parent):
+        if os.path.lexists(parent):
+            raise ValueError(f"{parent!r} is not a folder, so {path!r} cannot be written there; "
+                             "choose another output file")
+        raise ValueError(f"folder {parent!r} does not exist; create it first (mkdir -p {parent}) "
+                         "or choose another output file")
+    if os.path.lexists(path):
+        if not _writable(path):
+            raise ValueError(f"{path!r} exists and is not writable; fix its permissions or choose "
+                             "another output file")
+    elif not _writable(parent):
+        raise ValueError(f"folder {parent!r} is not writable; choose another output file")
+
+
+def _as_type(check, name):
+    """Turn a ``check_*`` function into an argparse ``type`` that returns the path unchanged."""
+    def parse(text):
+        try:
+            check(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return text
+
+    parse.__name__ = name
+    return parse
+
+
+output_dir = _as_type(check_output_dir, "output folder")
+output_file = _as_type(check_output_file, "output file")
+
+
 def _snn_models(quick):
     """(name, factory, input kinds) for every SNN estimator that imports."""
     e = 10 if quick else 60
@@ -100,7 +242,13 @@ def run_benchmark(quick=False, out="sklearn_snn_report", folds=None, log=print):
     """Cross-validate SNN and classical models; returns the result rows and writes the report."""
     from sklearn.model_selection import StratifiedKFold, cross_validate
 
-    folds = folds or (2 if quick else 5)
+    if folds is None:
+        folds = 2 if quick else 5
+    # checked before any work: a bad value used to fail only after the folder was made and the
+    # data loaded (folds=1), or to be replaced silently by the default (folds=0)
+    if isinstance(folds, bool) or not isinstance(folds, (int, np.integer)) or folds < 2:
+        raise ValueError(f"folds must be an integer >= 2, got {folds!r}")
+    check_output_dir(out)  # else the report would fail to be written after the whole run
     os.makedirs(out, exist_ok=True)
     rows = []
     snn = _snn_models(quick)
@@ -194,8 +342,10 @@ def main(argv=None):
     sub = parser.add_subparsers(dest="command", required=True)
     b = sub.add_parser("benchmark", help="cross-validate SNN and classical models on shipped data")
     b.add_argument("--quick", action="store_true", help="small data and few epochs (under a minute)")
-    b.add_argument("--out", default="sklearn_snn_report", help="output folder for report.md and the plot")
-    b.add_argument("--folds", type=int, default=None)
+    b.add_argument("--out", default="sklearn_snn_report", type=output_dir,
+                   help="output folder for report.md and the plot, created if needed (default %(default)s)")
+    b.add_argument("--folds", type=int_at_least(2), default=None,
+                   help="cross-validation folds, at least 2 (default 2 with --quick, else 5)")
     try:
         from ._cli_tune import add_tune_parser
     except ImportError:
