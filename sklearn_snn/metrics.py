@@ -34,6 +34,10 @@ Solid-State Circuits Conference (ISSCC), 2014, pp. 10-14.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
+from numbers import Real
+
 import numpy as np
 import torch
 from sklearn.utils import Bunch
@@ -135,6 +139,32 @@ class SpikeStats(Bunch):
         return pd.DataFrame(self.as_table(total=total)).set_index("layer")
 
 
+def _check_energy_per_op(energy_per_op):
+    """The ``{'mac': joules, 'ac': joules}`` dict of :func:`spike_stats`, as floats, or an error.
+
+    A single number is refused: it cannot say which of the two operations it prices.
+    """
+    if energy_per_op is None:
+        return dict(ENERGY_PER_OP)
+    if not isinstance(energy_per_op, Mapping):
+        raise TypeError(
+            f"energy_per_op must be a dict {{'mac': joules, 'ac': joules}} (the energy of one "
+            f"multiply-accumulate and of one accumulate) or None for the 45 nm defaults "
+            f"{ENERGY_PER_OP}; got {type(energy_per_op).__name__} {energy_per_op!r}. A single number "
+            f"cannot price both operations: pass e.g. {{'mac': 4.6e-12, 'ac': 0.9e-12}}.")
+    if set(energy_per_op) != {"mac", "ac"}:
+        raise ValueError(f"energy_per_op must have the keys 'mac' and 'ac', got {sorted(energy_per_op)}.")
+    costs = {}
+    for key in ("mac", "ac"):
+        value = energy_per_op[key]
+        ok = isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
+        if not ok:
+            raise ValueError(f"energy_per_op[{key!r}] must be a finite number >= 0 (joules per operation), "
+                             f"got {value!r}.")
+        costs[key] = float(value)
+    return costs
+
+
 # ------------------------------------------------------------------------------------------
 # the public function
 # ------------------------------------------------------------------------------------------
@@ -155,7 +185,9 @@ def spike_stats(estimator, X, *, energy_per_op=None, ann_steps="auto"):
     X : array-like of shape (n_samples, n_features) or (n_samples, n_steps, n_features)
         Input as the estimator takes it.
     energy_per_op : dict or None, default=None
-        ``{'mac': joules, 'ac': joules}``; None uses :data:`ENERGY_PER_OP` (45 nm, Horowitz 2014).
+        ``{'mac': joules, 'ac': joules}``: the energy of one multiply-accumulate and of one
+        accumulate, finite and ``>= 0``; None uses :data:`ENERGY_PER_OP` (45 nm, Horowitz 2014).
+        A single number is refused (it cannot price both operations).
     ann_steps : 'auto' or int, default='auto'
         How many times the equivalent ANN evaluates each connection per sample: 'auto' is 1 for
         2D input and the number of steps for 3D input.
@@ -185,7 +217,10 @@ def spike_stats(estimator, X, *, energy_per_op=None, ann_steps="auto"):
     Raises
     ------
     TypeError
-        If the estimator has neither ``simulate(X)`` nor a known converted network.
+        If the estimator has neither ``simulate(X)`` nor a known converted network, or if
+        ``energy_per_op`` is not a dict.
+    ValueError
+        If ``energy_per_op`` lacks a key or holds a negative or non-finite cost.
 
     See Also
     --------
@@ -216,13 +251,11 @@ def spike_stats(estimator, X, *, energy_per_op=None, ann_steps="auto"):
     >>> bool(stats.snn_energy > 0 and stats.energy_ratio > 0)
     True
     """
-    estimator, X = _unwrap(estimator, X)
-    check_is_fitted(estimator)
-    costs = dict(ENERGY_PER_OP if energy_per_op is None else energy_per_op)
-    if set(costs) != {"mac", "ac"}:
-        raise ValueError(f"energy_per_op must have the keys 'mac' and 'ac', got {sorted(costs)}.")
+    costs = _check_energy_per_op(energy_per_op)
     if ann_steps != "auto" and (isinstance(ann_steps, bool) or int(ann_steps) < 1):
         raise ValueError(f"ann_steps must be 'auto' or a positive integer, got {ann_steps!r}.")
+    estimator, X = _unwrap(estimator, X)
+    check_is_fitted(estimator)
     module = getattr(estimator, "module_", None)
     from ._core.conversion import SpikingNetwork
     from ._core.stdp import WTALayer

@@ -816,6 +816,46 @@ def _optuna_verbosity(verbose):
         optuna.logging.set_verbosity(previous)
 
 
+_SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
+_JOURNAL_SUFFIXES = (".log", ".journal")
+
+
+def _check_storage_folder(path, storage):
+    folder = os.path.dirname(path)
+    if folder and not os.path.isdir(folder):
+        where = "" if os.path.isabs(folder) else f", relative to the working directory {os.getcwd()!r}"
+        raise ValueError(
+            f"The folder {folder!r} (storage={storage!r}{where}) does not exist; create it first "
+            f"(os.makedirs({folder!r}, exist_ok=True)) or give a file in an existing folder."
+        )
+
+
+def _resolve_storage(storage):
+    """``("journal", path)`` or ``("rdb", url)`` for a storage string, or a ValueError that says
+    what to pass instead (see the ``storage`` parameter of :class:`OptunaSearchCV`)."""
+    if "://" not in storage:
+        if storage.endswith(_JOURNAL_SUFFIXES):
+            _check_storage_folder(storage, storage)
+            return "journal", storage
+        if storage.lower().endswith(_SQLITE_SUFFIXES):
+            _check_storage_folder(storage, storage)
+            return "rdb", "sqlite:///" + storage
+        suggestion = os.path.splitext(storage)[0] + ".db"
+        raise ValueError(
+            f"storage={storage!r} is not a database URL (it has no '://') nor a file path ending in "
+            f"{', '.join(_SQLITE_SUFFIXES)} (SQLite) or {', '.join(_JOURNAL_SUFFIXES)} (journal file). "
+            f"Use a URL such as 'sqlite:///{suggestion}', a journal file path or an "
+            "optuna.storages.JournalStorage / RDBStorage object, or None to keep the study in memory."
+        )
+    scheme, rest = storage.split("://", 1)
+    if scheme == "sqlite" or scheme.startswith("sqlite+"):
+        path = rest[1:] if rest.startswith("/") else ""
+        path = path.split("?", 1)[0]
+        if path and path != ":memory:" and not path.startswith("file:"):
+            _check_storage_folder(path, storage)
+    return "rdb", storage
+
+
 class OptunaSearchCV(MetaEstimatorMixin, BaseEstimator):
     """Hyperparameter search driven by Optuna with cross-validated scores.
 
@@ -860,7 +900,12 @@ class OptunaSearchCV(MetaEstimatorMixin, BaseEstimator):
         (``"sqlite:///search.db"``), a path ending in ``.log`` or
         ``.journal`` (journal file), or an Optuna storage object makes the
         search resumable and shareable between processes; the study is
-        opened with ``load_if_exists=True``.
+        opened with ``load_if_exists=True``.  A path ending in ``.db``,
+        ``.sqlite`` or ``.sqlite3`` (not a URL) is taken as a SQLite file:
+        ``"search.db"`` means ``"sqlite:///search.db"``.  Any other string
+        without ``://`` is refused, and so is a file path (SQLite or journal)
+        whose folder does not exist; both are checked when ``fit`` starts,
+        before any fold runs.
     study_name : str or None, default=None
         Name of the study in ``storage``; give it to resume or share.
     pruning : bool or optuna.pruners.BasePruner, default=False
@@ -1080,7 +1125,8 @@ class OptunaSearchCV(MetaEstimatorMixin, BaseEstimator):
         if st is None:
             return optuna.storages.InMemoryStorage()
         if isinstance(st, str):
-            if "://" not in st and st.endswith((".log", ".journal")):
+            kind, st = _resolve_storage(st)
+            if kind == "journal":
                 from optuna.storages.journal import JournalFileBackend
 
                 return optuna.storages.JournalStorage(JournalFileBackend(st))
@@ -1178,6 +1224,8 @@ class OptunaSearchCV(MetaEstimatorMixin, BaseEstimator):
         """
         if self.n_trials is None and self.timeout is None:
             raise ValueError("Set n_trials or timeout, or the search never ends.")
+        if isinstance(self.storage, str):
+            _resolve_storage(self.storage)  # a bad path fails here, before any fold
         X, y, groups = indexable(X, y, groups)
         space_in = (self.param_distributions if self.param_distributions is not None
                     else default_search_space(self.estimator))

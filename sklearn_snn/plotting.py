@@ -25,6 +25,8 @@ display                     draws
 
 from __future__ import annotations
 
+from numbers import Integral
+
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
@@ -165,6 +167,7 @@ class SpikeRasterDisplay:
         X : array-like of shape (n_samples, n_features) or (n_samples, n_steps, n_features)
             Only ``X[sample]`` is simulated.
         sample : int, default=0
+            Row of ``X`` to simulate, in ``[-len(X), len(X) - 1]`` (IndexError otherwise).
         layers : 'all', int, str or list, default='all'
             Spiking layers to draw (indices or names).
         ax : Axes or list of Axes, default=None
@@ -230,9 +233,17 @@ class SpikeRasterDisplay:
 
 
 def _take(X, sample):
+    if not hasattr(X, "iloc"):
+        X = np.asarray(X) if not hasattr(X, "shape") else X
+    n = X.shape[0]
+    if isinstance(sample, bool) or not isinstance(sample, (Integral, np.integer)):
+        raise TypeError(f"sample must be an integer (the row of X to simulate), got {type(sample).__name__} "
+                        f"{sample!r}.")
+    if not -n <= sample < n:
+        valid = f"0 to {n - 1} (or -{n} to -1 from the end)" if n else "none: X is empty"
+        raise IndexError(f"sample={sample} is out of range for X with {n} samples; valid rows are {valid}.")
     if hasattr(X, "iloc"):
         return X.iloc[[sample]]
-    X = np.asarray(X) if not hasattr(X, "shape") else X
     return X[[sample]]
 
 
@@ -327,6 +338,7 @@ class MembraneTraceDisplay:
         X : array-like
             Only ``X[sample]`` is simulated.
         sample : int, default=0
+            Row of ``X`` to simulate, in ``[-len(X), len(X) - 1]`` (IndexError otherwise).
         layer : int, default=0
             Index into ``simulate(X)['membrane']`` (the readout is the last one, ``-1``).
         neurons : sequence of int or None, default=None
