@@ -1,7 +1,6 @@
 """sklearn-snn: spiking neural networks as scikit-learn estimators on one shared PyTorch core."""
 
-__version__ = "0.1.0"
-
+from ._version import __version__  # noqa: F401
 from .conversion import ConvertedSNN  # noqa: E402
 from .eventprop import EventPropClassifier  # noqa: E402
 from .evolution import EvolvedSNN  # noqa: E402

@@ -17,8 +17,13 @@ import json
 
 # argument checks shared with ``sklearn-snn benchmark``; cli.py imports this module only inside
 # its main(), so importing from it here makes no import cycle
-from sklearn_snn.cli import (check_output_file, int_at_least, nonzero_int, output_file,
-                             positive_float)
+from sklearn_snn.cli import (
+    check_output_file,
+    int_at_least,
+    nonzero_int,
+    output_file,
+    positive_float,
+)
 
 DATASETS = ("digits", "randman", "yinyang")
 DEFAULT_STORAGE = "sqlite:///sklearn_snn_tune.db"

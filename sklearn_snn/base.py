@@ -9,26 +9,29 @@ Data flows one way: arrays -> :func:`validate_snn_input` -> tensors (time, batch
 from __future__ import annotations
 
 import copy
-import io
-import warnings
 from contextlib import contextmanager
 from numbers import Integral, Real
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._available_if import available_if
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import _check_sample_weight, check_array, check_is_fitted, validate_data
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_array,
+    check_is_fitted,
+    validate_data,
+)
 
 from ._core import encoding as enc
-from ._core.neurons import NEURON_MODELS, RESET_MODES, NeuronSpec, as_decay
 from ._core.network import READOUTS
+from ._core.neurons import NEURON_MODELS, RESET_MODES, NeuronSpec, as_decay
 from ._core.surrogate import SURROGATES
-from ._core.training import DivergedError, TrainConfig, new_state, run_epochs
+from ._core.training import DivergedError, TrainConfig, gradient_epochs, new_state
+from .training import run_training
 
 __all__ = [
     "BaseSNN",
@@ -151,6 +154,112 @@ def _check_float32_range(X, name):
                          f"({big:.3g}) in which {name} computes; rescale X (e.g. StandardScaler).")
 
 
+def standardize_target(y, name, mean=None, scale=None):
+    """``(y - mean) / scale`` as a 2D float64 array, refusing targets the float32 networks cannot
+    learn: y beyond the float32 range, or a standardisation that overflows or leaves it.
+
+    ``mean`` and ``scale`` default to y's own mean and std (floored at 1e-12 to 1).
+
+    Returns
+    -------
+    z, mean, scale : ndarray
+    """
+    y2 = np.asarray(y, dtype=np.float64)
+    y2 = y2.reshape(len(y2), -1)
+    big = np.finfo(np.float32).max
+    hint = (f"; {name} computes in float32. Rescale y, e.g. with sklearn.compose.TransformedTargetRegressor"
+            "(regressor=..., transformer=StandardScaler()).")
+    peak = np.abs(y2).max() if y2.size else 0.0
+    if peak > big:
+        raise ValueError(f"y contains values of magnitude up to {peak:.3g}, beyond the float32 range ({big:.3g})"
+                         + hint)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        if mean is None:
+            mean, scale = y2.mean(0), y2.std(0)
+            scale = np.where(scale > 1e-12, scale, 1.0)
+        z = (y2 - mean) / scale
+    if not (np.isfinite(mean).all() and np.isfinite(scale).all() and np.isfinite(z).all()
+            and (not z.size or np.abs(z).max() <= big)):
+        raise ValueError(f"y (magnitude up to {peak:.3g}) overflows the float32 range when standardised with "
+                         f"mean {np.asarray(mean).ravel()[:3].tolist()} and scale "
+                         f"{np.asarray(scale).ravel()[:3].tolist()}" + hint)
+    return z, mean, scale
+
+
+def check_sample_weight(sample_weight, X):
+    """sklearn's ``_check_sample_weight`` refusing negative weights too (one negative weight turns
+    the weighted-mean loss into one to maximise: it diverges). NaN, inf, a wrong length and
+    all-zero weights are refused by sklearn's check itself."""
+    if sample_weight is None:
+        return None
+    return _check_sample_weight(sample_weight, X, ensure_non_negative=True)
+
+
+def check_hidden_layer_sizes(value, name="hidden_layer_sizes", allow_empty=True) -> tuple:
+    """``hidden_layer_sizes`` as a tuple of Python ints; refuses what would be silently changed.
+
+    Accepts an int or a sequence (tuple, list, 1D array) of ints >= 1; integral floats (``8.0``)
+    are taken as ints. Refuses bools, non-integral or non-finite floats, values < 1, strings,
+    nested sequences and (``allow_empty=False``) an empty sequence, with a ValueError naming
+    ``name``.
+
+    Examples
+    --------
+    >>> check_hidden_layer_sizes([16, 8.0])
+    (16, 8)
+    >>> check_hidden_layer_sizes(8)
+    (8,)
+    """
+    def unit(h):
+        if isinstance(h, (bool, np.bool_)):
+            return None
+        if isinstance(h, (Integral, np.integer)):
+            return int(h)
+        if isinstance(h, (Real, np.floating)) and np.isfinite(h) and float(h).is_integer():
+            return int(h)
+        return None
+
+    if isinstance(value, (str, bytes)):
+        sizes = [None]
+    elif np.ndim(value) == 0 and not isinstance(value, (list, tuple)):
+        sizes = [unit(value)]
+    else:
+        try:
+            sizes = [unit(h) if np.ndim(h) == 0 and not isinstance(h, (str, bytes)) else None for h in value]
+        except TypeError:
+            sizes = [None]
+    if any(h is None or h < 1 for h in sizes) or (not sizes and not allow_empty):
+        raise ValueError(f"{name} must be {'' if allow_empty else 'one or more '}positive integers (an int or a "
+                         f"sequence of ints >= 1), got {value!r}.")
+    return tuple(sizes)
+
+
+class _HiddenLayerSizes(Options):
+    """Parameter constraint: a valid :func:`check_hidden_layer_sizes` value (``Options`` only so
+    that sklearn's parameter validation takes it as a constraint object)."""
+
+    def __init__(self, allow_empty=True):
+        super().__init__(object, set())
+        self.allow_empty = allow_empty
+
+    def is_satisfied_by(self, val):
+        try:
+            check_hidden_layer_sizes(val, allow_empty=self.allow_empty)
+        except (ValueError, TypeError):
+            return False
+        return True
+
+    def __str__(self):
+        return f"an int >= 1 or a{' non-empty' if not self.allow_empty else ''} sequence of ints >= 1"
+
+
+class _IntervalNotBool(Interval):
+    """An ``Interval(Integral, ...)`` that refuses bools (sklearn's accepts them: bool is Integral)."""
+
+    def is_satisfied_by(self, val):
+        return not isinstance(val, (bool, np.bool_)) and super().is_satisfied_by(val)
+
+
 def _check_ndim(est, nd, name):
     fitted = getattr(est, "input_ndim_", None)
     if fitted is not None and fitted != nd:
@@ -175,8 +284,8 @@ def torch_threads(n):
 
 # Parameter constraints shared by the network estimators (sklearn's InvalidParameterError).
 NETWORK_CONSTRAINTS = {
-    "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
-    "n_steps": [Interval(Integral, 1, None, closed="left")],
+    "hidden_layer_sizes": [_HiddenLayerSizes()],
+    "n_steps": [_IntervalNotBool(Integral, 1, None, closed="left")],
     "neuron": [StrOptions(set(NEURON_MODELS))],
     "tau_mem": [Interval(Real, 0, None, closed="neither")],
     "tau_syn": [Interval(Real, 0, None, closed="neither")],
@@ -219,6 +328,13 @@ class BaseSNN(BaseEstimator):
     """
 
     _torch_attributes = ("module_",)
+
+    #: Fitted attributes and their kinds (see :mod:`sklearn_snn.persistence`): what the safe
+    #: format stores and what ``load`` accepts. Subclasses declare their own beside these.
+    _fitted_attributes = {
+        "n_features_in_": "int", "feature_names_in_": "labels", "input_ndim_": "int", "n_steps_in_": "int?",
+        "input_offset_": "array?", "input_scale_": "array?",
+    }
 
     # --- devices and randomness -------------------------------------------------------------
     def _device(self):
@@ -399,6 +515,11 @@ class GradientSNNMixin:
     split, as numpy, and its targets).
     """
 
+    _fitted_attributes = {
+        "n_iter_": "int", "t_": "int", "loss_curve_": "floats", "reg_curve_": "floats",
+        "validation_scores_": "floats?", "best_validation_score_": "float?", "best_loss_": "float?",
+    }
+
     def _train_config(self):
         return TrainConfig(
             max_iter=self.max_iter,
@@ -461,7 +582,7 @@ class GradientSNNMixin:
         if X.shape[0] < 1:
             raise ValueError("Found array with 0 sample(s); at least 1 is required.")
         if sample_weight is not None:
-            sample_weight = _check_sample_weight(sample_weight, X)
+            sample_weight = check_sample_weight(sample_weight, X)
         targets, n_out = self._prepare_targets(y, reset=first, classes=classes)
         device = self._device()
         if first:
@@ -469,7 +590,9 @@ class GradientSNNMixin:
             self._fit_scaler(X)
             self.module_ = self._build_module(self._n_encoded(self.n_features_in_), n_out, self._generator).to(device)
             self._train_state = new_state(self.module_, self._train_config())
-        elif not incremental or not hasattr(self, "_train_state"):
+        else:
+            self._check_architecture_unchanged(n_out)
+        if not first and (not incremental or not hasattr(self, "_train_state")):
             # fit with warm_start: keep the weights and history, start a fresh optimizer (as MLP does);
             # partial_fit keeps the optimizer state between calls
             self.module_.to(device)
@@ -493,30 +616,33 @@ class GradientSNNMixin:
         Xt = self._to_tensor(Xs[idx_train], device=device)
         yt = targets[idx_train].to(device)
         wt = None if sample_weight is None else torch.tensor(sample_weight[idx_train], dtype=torch.float32, device=device)
-        callbacks = [] if epoch_callback is None else (
-            list(epoch_callback) if isinstance(epoch_callback, (list, tuple)) else [epoch_callback])
-        cb = None if not callbacks else (
-            lambda epoch, info: any([bool(c(self, epoch, info)) for c in callbacks]))
         n_epochs = 1 if incremental else self.max_iter
         state = self._train_state
         if first or not incremental:
             state.no_improve = 0
+        method = gradient_epochs(self.module_, state, Xt, yt, self._make_step(self._generator), cfg, n_epochs,
+                                 generator=self._generator, sample_weight=wt, validate=validate)
         with self._threads():
-            try:
-                run_epochs(self.module_, state, Xt, yt, self._make_step(self._generator), cfg, n_epochs,
-                           generator=self._generator, sample_weight=wt, validate=validate, epoch_callback=cb)
-            finally:
-                self._sync_history(state)
-        if state.interrupted and epoch_callback is not None:
-            raise KeyboardInterrupt  # a driver (search, CV loop) must see the interrupt too
-        if state.interrupted:
-            warnings.warn("Training interrupted (KeyboardInterrupt); the estimator keeps the weights "
-                          f"{'of the best validation score' if self.early_stopping else 'reached'} so far.",
-                          RuntimeWarning)
-        elif not incremental and not state.stopped_early and n_epochs == self.max_iter:
-            warnings.warn(f"Stochastic optimizer: maximum iterations ({self.max_iter}) reached and the "
-                          "optimization hasn't converged yet.", ConvergenceWarning)
+            run_training(self, method, n_epochs, state, epoch_callback=epoch_callback, sync=self._sync_history,
+                         incremental=incremental,
+                         keeps=f"the weights {'of the best validation score' if self.early_stopping else 'reached'}"
+                               " so far",
+                         converge_message=f"Stochastic optimizer: maximum iterations ({self.max_iter}) reached and "
+                                          "the optimization hasn't converged yet.")
         return self
+
+    def _check_architecture_unchanged(self, n_out):
+        """warm_start / partial_fit continue the fitted network: refuse parameters that now ask for
+        another one (a silently kept old network would not match them, nor load once saved)."""
+        wanted = self._build_module(self._n_encoded(self.n_features_in_), n_out, torch.Generator().manual_seed(0))
+        have = {k: tuple(v.shape) for k, v in self.module_.state_dict().items()}
+        want = {k: tuple(v.shape) for k, v in wanted.state_dict().items()}
+        if have != want:
+            diff = sorted(set(have.items()) ^ set(want.items()))[:4]
+            raise ValueError(
+                f"{type(self).__name__} continues its fitted network (warm_start=True or partial_fit), but the "
+                f"parameters now describe another architecture (e.g. {diff}). Set warm_start=False (or fit "
+                "again) to train a new network, or restore the parameters it was fitted with.")
 
     def _rebuild_module(self, name="module_"):
         """A freshly built network of the fitted architecture (weights are loaded after)."""
@@ -557,31 +683,36 @@ class SNNClassifierMixin:
     (sample-weighted) cross-entropy on the readout, and readout -> labels / probabilities."""
 
     _y_numeric = False
+    _fitted_attributes = {"classes_": "labels"}
 
     def _prepare_targets(self, y, reset, classes=None):
         check_classification_targets(y)
+        if classes is not None:
+            # sorted and deduplicated, as sklearn's partial_fit takes it: the class indices below
+            # come from np.searchsorted, which needs sorted classes_
+            classes = np.unique(np.asarray(classes))
         if reset:
-            labels = np.unique(y) if classes is None else np.asarray(classes)
-            if classes is None and labels.size < 2:
-                raise ValueError(
-                    f"{type(self).__name__} needs samples of at least 2 classes in the data, but the data "
-                    f"contains only one class: {labels[0]!r}."
-                )
+            labels = np.unique(y) if classes is None else classes
+            if labels.size < 2:
+                if classes is None:
+                    raise ValueError(
+                        f"{type(self).__name__} needs samples of at least 2 classes in the data, but the data "
+                        f"contains only one class: {labels[0]!r}."
+                    )
+                raise ValueError(f"{type(self).__name__} needs at least 2 classes, but classes={labels.tolist()} "
+                                 f"holds {labels.size} distinct class{'' if labels.size == 1 else 'es'}.")
             self.classes_ = labels
-        else:
-            unseen = np.setdiff1d(np.unique(y), self.classes_)
-            if unseen.size:
-                raise ValueError(f"y contains labels not seen in the first fit/partial_fit: {unseen.tolist()}; "
-                                 f"the estimator knows {self.classes_.tolist()}. Pass all labels with "
-                                 "partial_fit(..., classes=...) on the first call.")
-        if classes is not None and not reset:
-            if not np.array_equal(np.asarray(classes), self.classes_):
-                raise ValueError(f"classes={list(classes)} differs from the classes of the first call "
-                                 f"{self.classes_.tolist()}.")
+        elif classes is not None and not np.array_equal(classes, self.classes_):
+            raise ValueError(f"classes={classes.tolist()} differs from the classes of the first call "
+                             f"{self.classes_.tolist()}.")
         if len(y):
             unseen = np.setdiff1d(np.unique(y), self.classes_)
             if unseen.size:
-                raise ValueError(f"y contains labels not in classes={self.classes_.tolist()}: {unseen.tolist()}.")
+                if reset:
+                    raise ValueError(f"y contains labels not in classes={self.classes_.tolist()}: {unseen.tolist()}.")
+                raise ValueError(f"y contains labels not seen in the first fit/partial_fit: {unseen.tolist()}; "
+                                 f"the estimator knows {self.classes_.tolist()}. Pass all labels with "
+                                 "partial_fit(..., classes=...) on the first call.")
         idx = np.searchsorted(self.classes_, y)
         return torch.as_tensor(idx, dtype=torch.long), len(self.classes_)
 

@@ -19,7 +19,6 @@ import warnings
 
 import numpy as np
 
-
 # --- argument checks -------------------------------------------------------------------------------
 # Both sub-commands can run for hours and only write their results at the very end, so every
 # argument that would make them fail late (a bad number, an output path that cannot be written) is

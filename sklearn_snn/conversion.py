@@ -9,21 +9,28 @@ sample, and run it for any number of time steps. The torch side lives in
 from __future__ import annotations
 
 import copy
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
 import torch
 from sklearn.base import ClassifierMixin, _fit_context
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import Bunch, check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
 from ._core import conversion as conv
-from ._core.training import TrainConfig, new_state, run_epochs
-from .base import NETWORK_CONSTRAINTS, TRAINING_CONSTRAINTS, BaseSNN, make_generator, validate_snn_input
+from ._core.training import TrainConfig, gradient_epochs, new_state
+from .base import (
+    NETWORK_CONSTRAINTS,
+    TRAINING_CONSTRAINTS,
+    BaseSNN,
+    _ndim,
+    check_hidden_layer_sizes,
+    make_generator,
+    validate_snn_input,
+)
+from .training import run_training
 
 __all__ = ["ConvertedSNN"]
 
@@ -32,6 +39,20 @@ def _softmax(z):
     z = z - z.max(1, keepdims=True)
     p = np.exp(z)
     return p / p.sum(1, keepdims=True)
+
+
+def _check_2d(est, X):
+    """Refuse input of 3 or more dimensions with a message that says how to pass it (flattened
+    samples and ``input_shape``); 1D input is left to sklearn's validation."""
+    nd = _ndim(X)
+    if nd > 2:
+        shape = tuple(np.shape(X))
+        raise ValueError(
+            f"{type(est).__name__} takes 2D input (n_samples, n_features) only; got {nd}D input of shape {shape}. "
+            f"For images, flatten each sample with X.reshape(len(X), -1) and give the sample shape as "
+            f"input_shape={shape[1:]}. Time series (n_samples, n_steps, n_features) need an estimator that "
+            f"takes 3D input, such as SurrogateSNNClassifier."
+        )
 
 
 class ConvertedSNN(ClassifierMixin, BaseSNN):
@@ -98,17 +119,28 @@ class ConvertedSNN(ClassifierMixin, BaseSNN):
     ----------
     classes_ : ndarray of shape (n_classes,)
     ann_ : MLPClassifier or torch.nn.Module
-        The ANN that was converted (the one trained in fit when ``ann=None``).
+        The ANN that was converted (the one trained in fit when ``ann=None``). Not kept by the
+        safe format (:func:`sklearn_snn.save` / :func:`sklearn_snn.load`), which cannot hold a
+        user's object: a loaded model has no ``ann_`` and its parameter ``ann`` is None (refitting
+        it trains its own MLP unless ``ann`` is set again). It predicts exactly as before, since
+        ``predict_ann`` and ``score_curve`` use ``canonical_ann_``. pickle/joblib keep both.
     canonical_ann_ : torch.nn.Sequential
         The ANN in the form converted (BatchNorm folded, Dropout removed, max-pools after their
         activations); its layer indices are those of ``module_``.
+    canonical_layers_ : list of dict
+        The architecture of ``canonical_ann_`` in plain values, one dict per layer: ``"type"``
+        (``Linear``, ``Conv2d``, ``ReLU``, ``ClipReLU``, ``QCFS``, ``AvgPool2d``, ``MaxPool2d``,
+        ``Flatten``) and its settings (see :func:`sklearn_snn._core.conversion.layer_specs`). The
+        safe format stores it with the weights and rebuilds ``canonical_ann_`` and ``module_``
+        from it and ``activation_scales_``.
     module_ : sklearn_snn._core.conversion.SpikingNetwork
         The converted spiking network (also ``snn_``).
-    activation_scales_ : list
-        Normalisation scale ``lambda`` of every activation layer (``None`` elsewhere).
+    activation_scales_ : list of float or None
+        Normalisation scale ``lambda`` of every activation layer of ``canonical_ann_`` (``None``
+        at the other layers).
     calibration_errors_ : list of float or None
         Mean absolute error of each calibrated layer before its correction (ANN units).
-    firing_rates_ : dict
+    firing_rates_ : dict of str to float
         Mean firing rate (spikes per neuron per step) of each spiking layer on the calibration
         sample at ``n_steps``; keys ``'<index>:<ANN activation>'``.
     input_shape_ : tuple
@@ -149,6 +181,19 @@ class ConvertedSNN(ClassifierMixin, BaseSNN):
     """
 
     _torch_attributes = ("module_", "canonical_ann_", "ann_")
+
+    # what sklearn_snn.save keeps (see sklearn_snn.persistence); module_ and canonical_ann_ are
+    # rebuilt from canonical_layers_ and activation_scales_ by _rebuild_module
+    _fitted_attributes = {
+        "classes_": "labels", "input_shape_": "ints", "n_iter_": "int", "loss_curve_": "floats",
+        "canonical_layers_": "records", "activation_scales_": "optional_floats",
+        "calibration_errors_": "floats?", "firing_rates_": "float_map",
+    }
+    # the user's ANN (an MLPClassifier or any torch module) is an object the safe format cannot
+    # hold: save writes the parameter ``ann`` as None and leaves ``ann_`` out (the converted form,
+    # canonical_ann_, is what predictions use)
+    _unsaved_parameters = ("ann",)
+    _unsaved_attributes = ("ann_",)
 
     _parameter_constraints = {
         "ann": [None, torch.nn.Module, HasMethods(["fit", "predict"])],
@@ -194,7 +239,7 @@ class ConvertedSNN(ClassifierMixin, BaseSNN):
 
     # ------------------------------------------------------------------------------ fit
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y):
+    def fit(self, X, y, *, epoch_callback=None):
         """Get the ANN (train it, fit it, or take it as given), convert, normalise and calibrate.
 
         Parameters
@@ -202,11 +247,15 @@ class ConvertedSNN(ClassifierMixin, BaseSNN):
         X : array-like of shape (n_samples, n_features)
             Flattened samples (see ``input_shape``).
         y : array-like of shape (n_samples,)
+        epoch_callback : callable or list of callables, optional
+            ``epoch_callback(estimator, epoch, info) -> bool`` after every epoch of the ANN's
+            training (``ann=None``); truthy stops it. The conversion follows.
 
         Returns
         -------
         self
         """
+        _check_2d(self, X)
         X, y = validate_snn_input(self, X, y, reset=True, allow_3d=False)
         check_classification_targets(y)
         self.input_shape_ = self._resolve_input_shape()
@@ -218,9 +267,18 @@ class ConvertedSNN(ClassifierMixin, BaseSNN):
         # nn.Linear / nn.Conv2d constructors draw a default init from torch's global RNG (overwritten
         # right after): fork it so that fit leaves the user's global RNG state untouched
         cuda = [device.index or 0] if device.type == "cuda" else []
+        interrupt = None
+        if hasattr(self, "ann_"):
+            del self.ann_
         with self._threads(), torch.random.fork_rng(devices=cuda):
-            torch_ann = self._get_ann(X, y, device, generator)
+            try:
+                torch_ann = self._get_ann(X, y, device, generator, epoch_callback)
+            except KeyboardInterrupt as exc:
+                if self.ann is not None or not hasattr(self, "ann_"):
+                    raise
+                interrupt, torch_ann = exc, self.ann_   # convert what was trained, then say so
             self.canonical_ann_ = conv.parse_ann(torch_ann).to(device=device, dtype=dtype)
+            self.canonical_layers_ = conv.layer_specs(self.canonical_ann_)
             if any(isinstance(m, torch.nn.Conv2d) for m in self.canonical_ann_) and len(self.input_shape_) != 3:
                 raise ValueError(f"The network has Conv2d layers: set input_shape=(channels, height, width) "
                                  f"(e.g. (1, 8, 8)); got input_shape={self.input_shape}.")
@@ -245,7 +303,32 @@ class ConvertedSNN(ClassifierMixin, BaseSNN):
             else:
                 rates = self.module_.firing_rates(xc, self.n_steps)
             self.firing_rates_ = self._named_rates(rates)
+        if interrupt is not None:
+            raise interrupt
         return self
+
+    def __sklearn_is_fitted__(self):
+        # fitted once converted: while its ANN trains, the estimator has no network to run or save
+        return hasattr(self, "module_")
+
+    def _rebuild_module(self, name="module_"):
+        """An empty network of the fitted architecture, for ``sklearn_snn.load`` (which loads the
+        weights after): ``canonical_ann_`` from ``canonical_layers_``, and ``module_`` converted from
+        it with ``activation_scales_`` (IF thresholds and per-layer scales derive from those; the
+        calibrated weights and biases come from the file)."""
+        if name not in ("module_", "canonical_ann_"):
+            raise ValueError(f"{name} is not kept by the safe format: {type(self).__name__} rebuilds only "
+                             "module_ and canonical_ann_.")
+        shape = tuple(self.input_shape_)
+        if not shape or any(s < 1 for s in shape) or int(np.prod(shape, dtype=object)) != self.n_features_in_:
+            raise ValueError(f"input_shape_={shape} does not hold the {self.n_features_in_} input features.")
+        ann = conv.sequential_from_specs(self.canonical_layers_, input_shape=shape, n_outputs=len(self.classes_))
+        conv._check_scales(ann, self.activation_scales_)  # one per layer, positive at the activations
+        if name == "canonical_ann_":
+            return ann
+        # convert builds its layers with torch's default init: leave the global RNG as it was
+        with torch.random.fork_rng(devices=[]):
+            return conv.convert(ann, self.activation_scales_)
 
     def _resolve_input_shape(self):
         if self.input_shape is None:
@@ -255,14 +338,13 @@ class ConvertedSNN(ClassifierMixin, BaseSNN):
             raise ValueError(f"input_shape={self.input_shape} does not hold the {self.n_features_in_} features of X.")
         return shape
 
-    def _get_ann(self, X, y, device, generator):
+    def _get_ann(self, X, y, device, generator, epoch_callback=None):
         """Returns the torch ANN to convert; sets ``ann_``, ``classes_`` (and the training history)."""
         ann = self.ann
         if ann is None:
             self.classes_ = np.unique(y)
             self._check_two_classes()
-            self.ann_ = self._train_mlp(X, y, device, generator)
-            return self.ann_
+            return self._train_mlp(X, y, device, generator, epoch_callback)
         if isinstance(ann, torch.nn.Module):
             self.classes_ = np.unique(y)
             self.ann_ = ann
@@ -298,11 +380,8 @@ class ConvertedSNN(ClassifierMixin, BaseSNN):
             raise ValueError(f"{type(self).__name__} needs samples of at least 2 classes in the data, but the "
                              f"data contains only one class: {self.classes_[0]!r}.")
 
-    def _train_mlp(self, X, y, device, generator):
-        hidden = self.hidden_layer_sizes
-        hidden = (hidden,) if np.isscalar(hidden) else tuple(int(h) for h in hidden)
-        if any(h < 1 for h in hidden):
-            raise ValueError(f"hidden_layer_sizes must be positive integers, got {self.hidden_layer_sizes}.")
+    def _train_mlp(self, X, y, device, generator, epoch_callback):
+        hidden = check_hidden_layer_sizes(self.hidden_layer_sizes)
         if self.input_shape is not None and len(self.input_shape_) != 1:
             raise ValueError("ann=None trains an MLP: input_shape must be None or (n_features,); pass a torch "
                              "CNN as ann to convert a convolutional network.")
@@ -328,16 +407,20 @@ class ConvertedSNN(ClassifierMixin, BaseSNN):
             loss.backward()
             return float(loss.detach()), 0.0
 
-        run_epochs(net, state, xt, yt, step, cfg, self.max_iter, generator=generator)
-        self.n_iter_, self.loss_curve_ = state.n_iter, list(state.loss_curve)
-        if state.interrupted:
-            warnings.warn("ANN training interrupted (KeyboardInterrupt); the weights reached so far are "
-                          "converted.", RuntimeWarning)
-        elif not state.stopped_early:
-            warnings.warn(f"Stochastic optimizer: maximum iterations ({self.max_iter}) reached and the "
-                          "optimization hasn't converged yet.", ConvergenceWarning)
-        net.eval().requires_grad_(False)
-        return net.cpu()
+        def sync(st):
+            self.n_iter_, self.loss_curve_ = st.n_iter, list(st.loss_curve)
+
+        # the ANN's epochs run on the one trainer; after an interrupt, fit converts the weights reached
+        # so far (``ann_`` holds them) and then raises it again
+        try:
+            run_training(self, gradient_epochs(net, state, xt, yt, step, cfg, self.max_iter, generator=generator),
+                         self.max_iter, state, epoch_callback=epoch_callback, sync=sync, what="ANN training",
+                         keeps="the ANN weights reached so far, converted",
+                         converge_message=f"Stochastic optimizer: maximum iterations ({self.max_iter}) reached and "
+                                          "the optimization hasn't converged yet.")
+        finally:
+            self.ann_ = net.eval().requires_grad_(False).cpu()
+        return self.ann_
 
     def _named_rates(self, rates):
         idx = self.module_.spiking_layers
@@ -365,6 +448,7 @@ class ConvertedSNN(ClassifierMixin, BaseSNN):
 
     def _validated(self, X):
         check_is_fitted(self)
+        _check_2d(self, X)
         X, _ = validate_snn_input(self, X, reset=False, allow_3d=False)
         return X
 

@@ -18,8 +18,16 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ._core import eventprop as ep
-from .base import (NETWORK_CONSTRAINTS, TRAINING_CONSTRAINTS, BaseSNN, GradientSNNMixin, SNNClassifierMixin,
-                   validate_snn_input)
+from .base import (
+    NETWORK_CONSTRAINTS,
+    TRAINING_CONSTRAINTS,
+    BaseSNN,
+    GradientSNNMixin,
+    SNNClassifierMixin,
+    _HiddenLayerSizes,
+    check_hidden_layer_sizes,
+    validate_snn_input,
+)
 
 _NETWORK = {k: NETWORK_CONSTRAINTS[k] for k in (
     "hidden_layer_sizes", "n_steps", "tau_mem", "tau_syn", "threshold", "recurrent", "input_scaling",
@@ -190,6 +198,7 @@ class EventPropClassifier(SNNClassifierMixin, ClassifierMixin, GradientSNNMixin,
 
     _parameter_constraints = {
         **_NETWORK, **_TRAINING,
+        "hidden_layer_sizes": [_HiddenLayerSizes(allow_empty=False)],
         "loss": [StrOptions({"ttfs", "voltage"})],
         "dt": [Interval(Real, 0, None, closed="neither")],
         "input_window": [Interval(Real, 0, None, closed="left")],
@@ -247,11 +256,7 @@ class EventPropClassifier(SNNClassifierMixin, ClassifierMixin, GradientSNNMixin,
                                 output=self.loss)
 
     def _build_module(self, n_in, n_out, generator):
-        hidden = self.hidden_layer_sizes
-        hidden = (hidden,) if np.isscalar(hidden) else tuple(int(h) for h in hidden)
-        if len(hidden) == 0 or any(h < 1 for h in hidden):
-            raise ValueError("hidden_layer_sizes must be one or more positive integers, "
-                             f"got {self.hidden_layer_sizes}.")
+        hidden = check_hidden_layer_sizes(self.hidden_layer_sizes, allow_empty=False)
         return EventPropNet(n_in, hidden, n_out, self._spec(), recurrent=self.recurrent, tau0=self.tau0,
                             init_mean=self.init_mean, init_std=self.init_std, generator=generator)
 
@@ -315,8 +320,7 @@ class EventPropClassifier(SNNClassifierMixin, ClassifierMixin, GradientSNNMixin,
         """Train exactly one epoch over X, y; ``classes`` is required on the first call."""
         if not hasattr(self, "classes_") and classes is None:
             raise ValueError("classes must be passed on the first call to partial_fit.")
-        return self._fit(X, y, sample_weight, incremental=True,
-                         classes=classes if not hasattr(self, "classes_") else None)
+        return self._fit(X, y, sample_weight, incremental=True, classes=classes)
 
     def simulate(self, X):
         """Run the fitted network on X and return its activity as numpy arrays.

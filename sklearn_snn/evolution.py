@@ -10,21 +10,32 @@ The best individual is stored as an ordinary :class:`~sklearn_snn._core.network.
 
 from __future__ import annotations
 
-import sys
-import time
 import warnings
 from numbers import Integral, Real
 
 import numpy as np
 import torch
 from sklearn.base import ClassifierMixin, _fit_context
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from ._core.evolution import ARCHITECTURE_MODES, STRATEGIES, PopulationSNN, make_strategy
+from ._core.evolution import (
+    ARCHITECTURE_MODES,
+    STRATEGIES,
+    PopulationSNN,
+    make_strategy,
+)
 from ._core.network import SNN
-from .base import (NETWORK_CONSTRAINTS, BaseSNN, GradientSNNMixin, SNNClassifierMixin, make_generator,
-                   validate_snn_input)
+from ._core.training import LoopState, Method, Stopping
+from .base import (
+    NETWORK_CONSTRAINTS,
+    BaseSNN,
+    GradientSNNMixin,
+    SNNClassifierMixin,
+    check_hidden_layer_sizes,
+    make_generator,
+    validate_snn_input,
+)
+from .training import run_training
 
 __all__ = ["EvolvedSNN"]
 
@@ -248,6 +259,11 @@ class EvolvedSNN(ClassifierMixin, SNNClassifierMixin, BaseSNN):
     _logits = _shared("_logits")
     simulate = _shared("simulate")
     _rebuild_module = _shared("_rebuild_module")  # for sklearn_snn.save / load
+    _fitted_attributes = {
+        "best_genome_": "tensor", "strategy_": "str", "n_genes_": "int", "n_iter_": "int",
+        "fitness_curve_": "floats", "population_fitness_curve_": "floats", "best_fitness_": "float",
+        "architecture_": "records?",
+    }
 
     def __init__(self, hidden_layer_sizes=(64,), *, strategy="openai-es", population_size=64, sigma=0.05,
                  learning_rate_init=0.01, alpha=0.0, strategy_params=None, fitness="cross_entropy",
@@ -286,10 +302,7 @@ class EvolvedSNN(ClassifierMixin, SNNClassifierMixin, BaseSNN):
 
     # --- building blocks ----------------------------------------------------------------------
     def _build_module(self, n_in, n_out, generator):
-        hidden = self.hidden_layer_sizes
-        hidden = (hidden,) if np.isscalar(hidden) else tuple(int(h) for h in hidden)
-        if any(h < 1 for h in hidden):
-            raise ValueError(f"hidden_layer_sizes must be positive integers, got {self.hidden_layer_sizes}.")
+        hidden = check_hidden_layer_sizes(self.hidden_layer_sizes)
         return SNN(n_in, hidden, n_out, self._neuron_spec(), readout=self.readout, generator=generator)
 
     def _make_strategy(self, genome):
@@ -340,7 +353,7 @@ class EvolvedSNN(ClassifierMixin, SNNClassifierMixin, BaseSNN):
         return f
 
     # --- fit ----------------------------------------------------------------------------------
-    def _fit(self, X, y, *, incremental, classes=None):
+    def _fit(self, X, y, *, incremental, classes=None, epoch_callback=None):
         first = not (incremental or self.warm_start) or not hasattr(self, "module_")
         X, y = validate_snn_input(self, X, y, reset=first)
         targets, _ = self._prepare_targets(y, reset=first, classes=classes)  # SNNClassifierMixin
@@ -362,8 +375,9 @@ class EvolvedSNN(ClassifierMixin, SNNClassifierMixin, BaseSNN):
             pop = self._population()
             if not hasattr(self, "_generator"):  # unpickled: the generator is not persisted
                 self._generator = make_generator(self.random_state)
-            if not hasattr(self, "_strategy"):
+            if not hasattr(self, "_strategy"):   # unpickled or loaded: the strategy starts afresh
                 self._strategy = self._make_strategy(self.best_genome_)
+                self._no_improve = 0
         if not incremental:
             self._no_improve = 0
         gen = self._generator
@@ -372,56 +386,60 @@ class EvolvedSNN(ClassifierMixin, SNNClassifierMixin, BaseSNN):
         Xt = self._to_tensor(self._scale(X), device=device)
         yt = targets.to(device)
         n_gen = 1 if incremental else self.max_iter
-        stopped = interrupted = warned = False
+        warned = [False]
+
+        def generation():
+            idx = torch.randperm(n, generator=gen)[:bs] if bs < n else torch.arange(n)
+            idx_np = idx.numpy()
+            xb = self._encode(Xt[idx.to(device)], train=True, generator=gen)
+            yb = yt[idx.to(device)]
+            strat = self._strategy
+            cand = strat.ask(gen)
+            f = self._fitness(pop, cand, xb, yb, X[idx_np], y[idx_np])
+            finite = torch.isfinite(f)
+            if not finite.all():
+                n_bad = self._non_finite(f, finite, strat, pop)   # raises when none is finite
+                if not warned[0]:
+                    warned[0] = True
+                    warnings.warn(
+                        f"EvolvedSNN: {n_bad} of {f.numel()} individuals got a non-finite fitness (NaN or "
+                        f"inf) in generation {self.n_iter_ + 1}; they rank last. If this persists, "
+                        f"{self._non_finite_hint()}", RuntimeWarning)
+            strat.tell(f)
+            inc = strat.incumbent
+            f_inc = strat.incumbent_fitness          # known for an evaluated individual (GA)
+            if f_inc is None:
+                f_inc = float(self._fitness(pop, inc.unsqueeze(0), xb, yb, X[idx_np], y[idx_np])[0])
+            self.n_iter_ += 1
+            self.fitness_curve_.append(f_inc)
+            self.population_fitness_curve_.append(float(f[finite].mean()))
+            if f_inc > self.best_fitness_:
+                self.best_fitness_ = f_inc
+                self.best_genome_ = inc.detach().clone()
+            return {"fitness": f_inc, "best_fitness": self.best_fitness_,
+                    "population_fitness": self.population_fitness_curve_[-1], "sigma": float(strat.sigma)}
+
+        def describe(n_iter, info):
+            return (f"Generation {n_iter}, fitness = {info['fitness']:.6f}, best = {info['best_fitness']:.6f}, "
+                    f"population = {info['population_fitness']:.6f}, sigma = {info['sigma']:.4g} "
+                    f"({info['time']:.2f}s)")
+
+        def on_end(state):
+            self._no_improve = state.no_improve
+            pop.load_into(self.module_, self.best_genome_)
+            self.architecture_ = pop.architecture_summary(self.best_genome_) if self.architecture else None
+
+        # the stopping rule watches the incumbent's fitness (MLP semantics on tol / n_iter_no_change)
+        stopping = None if incremental else Stopping("fitness", higher=True, tol=self.tol,
+                                                     patience=self.n_iter_no_change)
+        state = LoopState(n_iter=self.n_iter_, no_improve=self._no_improve,
+                          best=None if not np.isfinite(self.best_fitness_) else self.best_fitness_)
         with self._threads():
-            try:
-                for _ in range(n_gen):
-                    t0 = time.perf_counter()
-                    idx = torch.randperm(n, generator=gen)[:bs] if bs < n else torch.arange(n)
-                    idx_np = idx.numpy()
-                    xb = self._encode(Xt[idx.to(device)], train=True, generator=gen)
-                    yb = yt[idx.to(device)]
-                    strat = self._strategy
-                    cand = strat.ask(gen)
-                    f = self._fitness(pop, cand, xb, yb, X[idx_np], y[idx_np])
-                    finite = torch.isfinite(f)
-                    if not finite.all():
-                        n_bad = self._non_finite(f, finite, strat, pop)   # raises when none is finite
-                        if not warned:
-                            warned = True
-                            warnings.warn(
-                                f"EvolvedSNN: {n_bad} of {f.numel()} individuals got a non-finite fitness (NaN or "
-                                f"inf) in generation {self.n_iter_ + 1}; they rank last. If this persists, "
-                                f"{self._non_finite_hint()}", RuntimeWarning)
-                    strat.tell(f)
-                    inc = strat.incumbent
-                    f_inc = strat.incumbent_fitness          # known for an evaluated individual (GA)
-                    if f_inc is None:
-                        f_inc = float(self._fitness(pop, inc.unsqueeze(0), xb, yb, X[idx_np], y[idx_np])[0])
-                    self.n_iter_ += 1
-                    self.fitness_curve_.append(f_inc)
-                    self.population_fitness_curve_.append(float(f[finite].mean()))
-                    self._no_improve = 0 if f_inc > self.best_fitness_ + self.tol else self._no_improve + 1
-                    if f_inc > self.best_fitness_:
-                        self.best_fitness_ = f_inc
-                        self.best_genome_ = inc.detach().clone()
-                    if self.verbose:
-                        print(f"Generation {self.n_iter_}, fitness = {f_inc:.6f}, best = {self.best_fitness_:.6f}, "
-                              f"population = {self.population_fitness_curve_[-1]:.6f}, sigma = {strat.sigma:.4g} "
-                              f"({time.perf_counter() - t0:.2f}s)", file=sys.stdout, flush=True)
-                    if not incremental and self._no_improve > self.n_iter_no_change:
-                        stopped = True
-                        break
-            except KeyboardInterrupt:
-                interrupted = True
-        pop.load_into(self.module_, self.best_genome_)
-        self.architecture_ = pop.architecture_summary(self.best_genome_) if self.architecture else None
-        if interrupted:
-            warnings.warn(f"Evolution interrupted (KeyboardInterrupt) after {self.n_iter_} generation(s); the "
-                          "estimator keeps the best individual found so far.", RuntimeWarning)
-        elif not incremental and not stopped:
-            warnings.warn(f"Evolution: maximum generations ({self.max_iter}) reached and the fitness has not "
-                          "converged yet.", ConvergenceWarning)
+            run_training(self, Method(generation, stopping=stopping, describe=describe, on_end=on_end), n_gen, state,
+                         epoch_callback=epoch_callback, incremental=incremental, what="Evolution",
+                         keeps="the best individual found so far",
+                         converge_message=f"Evolution: maximum generations ({self.max_iter}) reached and the "
+                                          "fitness has not converged yet.")
         return self
 
     def _non_finite_hint(self):
@@ -448,19 +466,23 @@ class EvolvedSNN(ClassifierMixin, SNNClassifierMixin, BaseSNN):
             f"{self.best_fitness_!r}); with warm_start=True a later fit continues from there.")
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y):
+    def fit(self, X, y, *, epoch_callback=None):
         """Evolve the network on X, y for up to ``max_iter`` generations.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features) or (n_samples, n_steps, n_features)
         y : array-like of shape (n_samples,)
+        epoch_callback : callable or list of callables, optional
+            ``epoch_callback(estimator, generation, info) -> bool`` after every generation; truthy
+            stops (``info``: ``fitness`` of the incumbent, ``best_fitness``, ``population_fitness``,
+            ``sigma``, ``time``).
 
         Returns
         -------
         self
         """
-        return self._fit(X, y, incremental=False)
+        return self._fit(X, y, incremental=False, epoch_callback=epoch_callback)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, classes=None):

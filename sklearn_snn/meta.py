@@ -29,7 +29,13 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, MetaEstimatorMixin, _fit_context, clone, is_classifier
+from sklearn.base import (
+    BaseEstimator,
+    MetaEstimatorMixin,
+    _fit_context,
+    clone,
+    is_classifier,
+)
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import check_scoring
 from sklearn.model_selection import check_cv, cross_validate
@@ -38,9 +44,23 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
-from ._core.training import TrainConfig, new_state, run_epochs
-from .base import NETWORK_CONSTRAINTS, make_generator, validate_snn_input
+from ._core.training import (
+    LoopState,
+    Method,
+    StopTraining,
+    TrainConfig,
+    gradient_epochs,
+    new_state,
+    run_epochs,
+)
+from .base import (
+    NETWORK_CONSTRAINTS,
+    check_sample_weight,
+    make_generator,
+    validate_snn_input,
+)
 from .surrogate import SurrogateSNNClassifier
+from .training import as_callback_list, run_training
 
 __all__ = [
     "SNNArchitectureSearch",
@@ -185,6 +205,8 @@ class SNNArchitectureSearch(MetaEstimatorMixin, BaseEstimator):
     recurrent : sequence of bool, default=(False, True)
     surrogates : sequence of str, default=('fast_sigmoid', 'sigmoid', 'arctan', 'triangle')
     n_steps : sequence of int, default=(5, 10, 20)
+        Each of these five sequences must hold at least one choice (``widths`` and ``n_steps``
+        positive integers); ``fit`` raises a ValueError otherwise.
     param_distributions : dict, default=None
         Extra Optuna distributions (e.g. ``learning_rate_init``); they override the above.
     step_name : str or None, default=None
@@ -296,10 +318,22 @@ class SNNArchitectureSearch(MetaEstimatorMixin, BaseEstimator):
     def _estimator(self):
         return clone(self.estimator) if self.estimator is not None else SurrogateSNNClassifier(max_iter=30)
 
+    def _check_choices(self):
+        for name in ("neurons", "widths", "recurrent", "surrogates", "n_steps"):
+            values = list(getattr(self, name))
+            what = {"widths": "layer width", "n_steps": "number of steps"}.get(name, "choice")
+            if not values:
+                raise ValueError(f"{name} must hold at least one {what} to search, got {getattr(self, name)!r}; "
+                                 f"pass e.g. {name}={getattr(type(self)(), name)!r}.")
+            if name in ("widths", "n_steps") and not all(
+                    isinstance(v, (Integral, np.integer)) and not isinstance(v, bool) and v >= 1 for v in values):
+                raise ValueError(f"{name} must hold positive integers, got {getattr(self, name)!r}.")
+
     def search_space(self):
         """The search space as a dict of parameter name -> Optuna distribution or list of choices."""
         from optuna.distributions import CategoricalDistribution
 
+        self._check_choices()
         pre = f"{self.step_name}__" if self.step_name else ""
         layers = [combo for depth in range(1, self.max_depth + 1)
                   for combo in itertools.product([int(w) for w in self.widths], repeat=depth)]
@@ -635,6 +669,30 @@ class _TaskStream:
         return next(self.it)
 
 
+def _task_layout(task, label):
+    """(ndim, n_features) of the inputs of one task, before relabelling."""
+    shapes = [np.shape(task[0])] + ([np.shape(task[2])] if len(task) >= 4 else [])
+    layouts = [(len(sh), sh[-1] if sh else 0) for sh in shapes]
+    if len(set(layouts)) > 1:
+        raise ValueError(f"{label} has support inputs of shape {shapes[0]} but query inputs of shape {shapes[1]}; "
+                         "both must have the same number of features.")
+    return layouts[0]
+
+
+def _check_task_layouts(tasks, label):
+    """Every task must have the input layout of the first: one network is meta-learned for all."""
+    first = None
+    for i, task in enumerate(tasks):
+        nd, nf = _task_layout(task, label(i))
+        if first is None:
+            first = (nd, nf)
+        elif (nd, nf) != first:
+            dims = "" if nd == first[0] else f" ({nd}D input against {first[0]}D)"
+            raise ValueError(f"{label(i)} has {nf} features but {label(0)} has {first[1]}{dims}; all tasks of "
+                             "meta_fit must have the same input layout (one network is meta-learned for all of "
+                             "them): select or pad the features so that every task has the same number.")
+
+
 _META_CONSTRAINTS = {k: v for k, v in NETWORK_CONSTRAINTS.items()}
 _META_CONSTRAINTS.update({
     "alpha": [Interval(Real, 0, None, closed="left")],
@@ -736,6 +794,10 @@ class MetaSNNClassifier(SurrogateSNNClassifier):
 
     _parameter_constraints = _META_CONSTRAINTS
     _torch_attributes = ("module_", "meta_module_")
+    _fitted_attributes = {
+        "meta_input_offset_": "array?", "meta_input_scale_": "array?", "meta_n_way_": "int",
+        "meta_loss_curve_": "floats", "inner_lrs_": "array?", "n_meta_iter_": "int",
+    }
 
     # fixed settings of the shared training machinery (not parameters of this estimator)
     early_stopping = False
@@ -802,22 +864,28 @@ class MetaSNNClassifier(SurrogateSNNClassifier):
         return TrainConfig(max_iter=n_steps, batch_size=self.batch_size, learning_rate_init=self.learning_rate_init,
                            alpha=self.alpha, solver=self.solver, n_iter_no_change=n_steps + 1, tol=0.0, verbose=0)
 
-    def _adapt(self, module, Xt, yt, n_steps, generator, sample_weight=None, epoch_callback=None):
-        """``n_steps`` epochs of the core training loop from the module's current state."""
-        cfg = self._adapt_config(n_steps)
+    def _adaptation_state(self, module, cfg):
+        """Optimizer state of an adaptation: the learned per-tensor inner rates, when learned."""
         groups = None
         if getattr(self, "inner_lrs_", None) is not None:
             groups = [{"params": [p], "lr": float(lr)} for p, lr in zip(module.parameters(), self.inner_lrs_)]
-        state = new_state(module, cfg, params=groups)
-        run_epochs(module, state, Xt, yt, self._make_step(generator), cfg, n_steps, generator=generator,
-                   sample_weight=sample_weight, epoch_callback=epoch_callback)
+        return new_state(module, cfg, params=groups)
+
+    def _adapt(self, module, Xt, yt, n_steps, generator):
+        """``n_steps`` epochs of the core training loop from the module's current state (an inner
+        adaptation of meta-training)."""
+        cfg = self._adapt_config(n_steps)
+        state = self._adaptation_state(module, cfg)
+        run_epochs(module, state, Xt, yt, self._make_step(generator), cfg, n_steps, generator=generator)
+        if state.interrupted:   # the one Ctrl-C stops meta_fit too
+            raise KeyboardInterrupt
         return state
 
     def _tensors(self, X, y):
         return self._to_tensor(self._scale(X)), torch.as_tensor(y, dtype=torch.long, device=self._device())
 
     # --- meta-training --------------------------------------------------------------------------
-    def meta_fit(self, tasks, n_meta_iter=None):
+    def meta_fit(self, tasks, n_meta_iter=None, *, epoch_callback=None):
         """Meta-learn the initial state over a family of tasks.
 
         Parameters
@@ -830,6 +898,9 @@ class MetaSNNClassifier(SurrogateSNNClassifier):
             stratified halves for FOMAML). Labels are mapped to 0..k-1 per task (sorted).
         n_meta_iter : int or None
             Overrides the parameter of the same name for this call.
+        epoch_callback : callable or list of callables, optional
+            ``epoch_callback(estimator, meta_iteration, info) -> bool`` after every meta-batch;
+            truthy stops (``info``: ``meta_loss``, ``time``).
 
         Returns
         -------
@@ -840,6 +911,8 @@ class MetaSNNClassifier(SurrogateSNNClassifier):
         rng = check_random_state(self.random_state)
         gen = make_generator(self.random_state)
         stream = _TaskStream(tasks, rng)
+        if stream.seq is not None:
+            _check_task_layouts(stream.seq, lambda i: f"tasks[{i}]")
         split = self.meta_algorithm == "fomaml"
         n_inner = self.n_inner_steps or self.n_adapt_steps
 
@@ -852,6 +925,7 @@ class MetaSNNClassifier(SurrogateSNNClassifier):
                 break
         if not first:
             raise ValueError("tasks yielded no task.")
+        _check_task_layouts(first, lambda i: f"task #{i} drawn from tasks")
         for name in ("meta_module_", "module_", "inner_lrs_"):
             if hasattr(self, name):
                 delattr(self, name)
@@ -863,65 +937,72 @@ class MetaSNNClassifier(SurrogateSNNClassifier):
         with self._threads():
             meta = self._build_module(self._n_encoded(self.n_features_in_), self.meta_n_way_, gen)
             meta.to(self._device())
-            params = list(meta.parameters())
-            log_lrs = (torch.full((len(params),), math.log(self.learning_rate_init), dtype=torch.float64,
-                                  requires_grad=True) if self.learn_lr else None)
-            outer = torch.optim.Adam(params + ([log_lrs] if self.learn_lr else []), lr=self.meta_lr)
-            fast = copy.deepcopy(meta)
-            self.meta_loss_curve_ = []
-            pending = list(first)
-            it = 0
-            for it in range(n_iter):
-                batch = []
-                try:
-                    while len(batch) < self.meta_batch_size:
-                        batch.append(pending.pop(0) if pending else _as_task(stream.next(), split, rng))
-                except StopIteration:
-                    if not batch:
-                        it -= 1
-                        break
-                meta_grads = [torch.zeros_like(p) for p in params]
-                lr_grad = torch.zeros(len(params), dtype=torch.float64) if self.learn_lr else None
-                losses = []
-                for Xs, ys, Xq, yq in batch:
-                    self._check_task(Xs, Xq)
-                    if self.learn_lr:
-                        self.inner_lrs_ = log_lrs.detach().exp().numpy()
-                    fast.load_state_dict(meta.state_dict())
-                    if self.meta_algorithm == "reptile" and Xq is not Xs:
-                        Xi, yi = np.concatenate([Xs, Xq]), np.concatenate([ys, yq])
-                    else:
-                        Xi, yi = Xs, ys
-                    inner = self._adapt(fast, *self._tensors(Xi, yi), n_inner, gen)
-                    fparams = list(fast.parameters())
-                    need_query = self.meta_algorithm == "fomaml" or self.learn_lr
-                    if need_query:
-                        fast.zero_grad(set_to_none=True)
-                        loss, _ = self._make_step(gen)(fast, *self._tensors(Xq, yq), None)
-                        losses.append(loss)
-                    with torch.no_grad():
-                        for k, (p, q) in enumerate(zip(params, fparams)):
-                            delta = q - p
-                            if self.meta_algorithm == "reptile":
-                                meta_grads[k] -= delta
-                            elif q.grad is not None:
-                                meta_grads[k] += q.grad
-                            if self.learn_lr and q.grad is not None:
-                                lr_grad[k] += float((q.grad * delta).sum())
-                    if not need_query:
-                        losses.append(inner.loss_curve[-1])
-                outer.zero_grad(set_to_none=True)
-                for p, g in zip(params, meta_grads):
-                    p.grad = g / len(batch)
+        params = list(meta.parameters())
+        log_lrs = (torch.full((len(params),), math.log(self.learning_rate_init), dtype=torch.float64,
+                              requires_grad=True) if self.learn_lr else None)
+        outer = torch.optim.Adam(params + ([log_lrs] if self.learn_lr else []), lr=self.meta_lr)
+        fast = copy.deepcopy(meta)
+        self.meta_loss_curve_ = []
+        pending = list(first)
+
+        def meta_batch():
+            batch = []
+            try:
+                while len(batch) < self.meta_batch_size:
+                    batch.append(pending.pop(0) if pending else _as_task(stream.next(), split, rng))
+            except StopIteration:
+                if not batch:
+                    raise StopTraining from None
+            meta_grads = [torch.zeros_like(p) for p in params]
+            lr_grad = torch.zeros(len(params), dtype=torch.float64) if self.learn_lr else None
+            losses = []
+            for Xs, ys, Xq, yq in batch:
+                self._check_task(Xs, Xq)
                 if self.learn_lr:
-                    log_lrs.grad = lr_grad / len(batch)
-                outer.step()
-                self.meta_loss_curve_.append(float(np.mean(losses)))
-                if self.verbose:
-                    print(f"Meta-iteration {it + 1}, loss = {self.meta_loss_curve_[-1]:.6f}")
-        self.meta_module_ = meta
-        self.inner_lrs_ = log_lrs.detach().exp().numpy() if self.learn_lr else None
-        self.n_meta_iter_ = it + 1
+                    self.inner_lrs_ = log_lrs.detach().exp().numpy()
+                fast.load_state_dict(meta.state_dict())
+                if self.meta_algorithm == "reptile" and Xq is not Xs:
+                    Xi, yi = np.concatenate([Xs, Xq]), np.concatenate([ys, yq])
+                else:
+                    Xi, yi = Xs, ys
+                inner = self._adapt(fast, *self._tensors(Xi, yi), n_inner, gen)
+                fparams = list(fast.parameters())
+                need_query = self.meta_algorithm == "fomaml" or self.learn_lr
+                if need_query:
+                    fast.zero_grad(set_to_none=True)
+                    loss, _ = self._make_step(gen)(fast, *self._tensors(Xq, yq), None)
+                    losses.append(loss)
+                with torch.no_grad():
+                    for k, (p, q) in enumerate(zip(params, fparams)):
+                        delta = q - p
+                        if self.meta_algorithm == "reptile":
+                            meta_grads[k] -= delta
+                        elif q.grad is not None:
+                            meta_grads[k] += q.grad
+                        if self.learn_lr and q.grad is not None:
+                            lr_grad[k] += float((q.grad * delta).sum())
+                if not need_query:
+                    losses.append(inner.loss_curve[-1])
+            outer.zero_grad(set_to_none=True)
+            for p, g in zip(params, meta_grads):
+                p.grad = g / len(batch)
+            if self.learn_lr:
+                log_lrs.grad = lr_grad / len(batch)
+            outer.step()
+            self.meta_loss_curve_.append(float(np.mean(losses)))
+            return {"meta_loss": self.meta_loss_curve_[-1]}
+
+        def on_end(state):
+            # the meta-parameters change only in outer.step(): they are those of the last whole meta-batch
+            self.meta_module_ = meta
+            self.inner_lrs_ = log_lrs.detach().exp().numpy() if self.learn_lr else None
+            self.n_meta_iter_ = state.n_iter
+
+        method = Method(meta_batch, on_end=on_end,
+                        describe=lambda n, info: f"Meta-iteration {n}, loss = {info['meta_loss']:.6f}")
+        with self._threads():
+            run_training(self, method, n_iter, LoopState(), epoch_callback=epoch_callback, what="Meta-training",
+                         keeps="the meta-learned state of the last complete meta-batch")
         return self
 
     def _check_task(self, Xs, Xq):
@@ -949,6 +1030,12 @@ class MetaSNNClassifier(SurrogateSNNClassifier):
         module.load_state_dict({k: (src[k] if k not in mismatched else v) for k, v in own.items()})
         return module
 
+    def _rebuild_module(self, name="module_"):
+        """A freshly built network of the saved architecture (``sklearn_snn.load`` loads the
+        weights after): the meta-learned one has ``meta_n_way_`` outputs, the adapted one one per class."""
+        n_out = self.meta_n_way_ if name == "meta_module_" else len(self.classes_)
+        return super()._build_module(self._n_encoded(self.n_features_in_), n_out, torch.Generator().manual_seed(0))
+
     def _build_module(self, n_in, n_out, generator):
         if self._meta_fitted() and n_in == self._n_encoded(self.n_features_in_):
             return self._module_from_meta(n_in, n_out, generator)
@@ -965,13 +1052,15 @@ class MetaSNNClassifier(SurrogateSNNClassifier):
         X : array-like of shape (n_samples, n_features) or (n_samples, n_steps, n_features)
         y : array-like of shape (n_samples,)
         sample_weight : array-like of shape (n_samples,), optional
-        epoch_callback : callable, optional
+        epoch_callback : callable or list of callables, optional
             ``epoch_callback(estimator, epoch, info) -> bool`` after every epoch; truthy stops.
+            Every callback of a list is called, in order; any truthy one stops.
 
         Returns
         -------
         self
         """
+        callbacks = as_callback_list(epoch_callback)
         if not self._meta_fitted():
             return self._fit(X, y, sample_weight, incremental=False, epoch_callback=epoch_callback)
         n_features, ndim = self.n_features_in_, self.input_ndim_
@@ -983,9 +1072,7 @@ class MetaSNNClassifier(SurrogateSNNClassifier):
             raise ValueError(f"X has {X.shape[-1]} features ({X.ndim}D), but {type(self).__name__} was meta-fitted "
                              f"on {ndim}D input with {n_features} features.")
         if sample_weight is not None:
-            from sklearn.utils.validation import _check_sample_weight
-
-            sample_weight = _check_sample_weight(sample_weight, X)
+            sample_weight = check_sample_weight(sample_weight, X)
         targets, n_out = self._prepare_targets(y, reset=True)
         self._generator = make_generator(self.random_state)
         self._fit_scaler(X)
@@ -994,8 +1081,10 @@ class MetaSNNClassifier(SurrogateSNNClassifier):
             self.module_ = self._build_module(self._n_encoded(self.n_features_in_), n_out, self._generator).to(device)
             Xt = self._to_tensor(self._scale(X), device=device)
             wt = None if sample_weight is None else torch.tensor(sample_weight, dtype=torch.float32, device=device)
-            cb = None if epoch_callback is None else (lambda epoch, info: epoch_callback(self, epoch, info))
-            state = self._adapt(self.module_, Xt, targets.to(device), self.n_adapt_steps, self._generator, wt, cb)
-        self._train_state = state
-        self._sync_history(state)
+            cfg = self._adapt_config(self.n_adapt_steps)
+            state = self._train_state = self._adaptation_state(self.module_, cfg)
+            method = gradient_epochs(self.module_, state, Xt, targets.to(device), self._make_step(self._generator),
+                                     cfg, self.n_adapt_steps, generator=self._generator, sample_weight=wt)
+            run_training(self, method, self.n_adapt_steps, state, epoch_callback=callbacks, sync=self._sync_history,
+                         what="Adaptation", keeps="the weights reached so far")
         return self

@@ -9,8 +9,6 @@ update, homeostasis) is :mod:`sklearn_snn._core.stdp`.
 from __future__ import annotations
 
 import math
-import sys
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -22,7 +20,9 @@ from sklearn.utils.validation import check_is_fitted
 from ._core import encoding as enc
 from ._core import stdp as core
 from ._core.neurons import RESET_MODES, NeuronSpec, as_decay
+from ._core.training import LoopState, Method
 from .base import NETWORK_CONSTRAINTS, BaseSNN, make_generator, validate_snn_input
+from .training import run_training
 
 __all__ = ["STDPTransformer", "plot_receptive_fields"]
 
@@ -260,6 +260,13 @@ class STDPTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseSNN
                              f"high > 0 spikes per step, got {self.target_rate!r}.")
         return (float(self.target_rate[0]), float(self.target_rate[1]))
 
+    _fitted_attributes = {"n_iter_": "int", "firing_rates_": "array", "learned_weights_": "array",
+                          "thresholds_": "array"}
+
+    def _rebuild_module(self, name="module_"):
+        """An empty layer of the fitted size (``sklearn_snn.load`` loads the learned state after)."""
+        return core.WTALayer(self.n_features_in_, self.n_components, self._wta_spec())
+
     def _wta_spec(self):
         neuron = NeuronSpec(model=self.neuron, beta=as_decay(self.tau_mem), threshold=float(self.threshold),
                             reset=self.reset, rho=as_decay(self.tau_adapt), adapt=float(self.adapt))
@@ -335,12 +342,22 @@ class STDPTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseSNN
                 n_steps_seen += x.shape[0] * len(idx)
         self.module_.weight.copy_(W)
         self.module_.theta.copy_(theta)
-        self.n_iter_ += 1
         self.firing_rates_ = (total / max(n_steps_seen, 1)).numpy()
         self._sync()
-        if self.verbose:
-            print(f"Epoch {self.n_iter_}, mean rate = {self.firing_rates_.mean():.5f} spikes/step, "
-                  f"silent neurons = {int((self.firing_rates_ == 0).sum())}", file=sys.stdout, flush=True)
+        return {"mean_rate": float(self.firing_rates_.mean()), "silent": int((self.firing_rates_ == 0).sum())}
+
+    def _train(self, X, n_epochs, epoch_callback, incremental):
+        """``n_epochs`` plasticity passes over X on the one trainer (no stopping rule: STDP has
+        no global error to monitor; ``max_iter`` epochs run)."""
+        state = LoopState(n_iter=self.n_iter_)
+
+        def sync(st):
+            self.n_iter_ = st.n_iter
+
+        method = Method(lambda: self._epoch(X), describe=lambda n, info: (
+            f"Epoch {n}, mean rate = {info['mean_rate']:.5f} spikes/step, silent neurons = {info['silent']}"))
+        run_training(self, method, n_epochs, state, epoch_callback=epoch_callback, sync=sync,
+                     incremental=incremental, what="STDP training", keeps="the weights of the last complete epoch")
 
     def _sync(self):
         self.learned_weights_ = self.module_.weight.detach().double().cpu().numpy()
@@ -351,24 +368,25 @@ class STDPTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseSNN
         return self.n_components
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None):
+    def fit(self, X, y=None, *, epoch_callback=None):
         """Learn the weights from X by STDP (``max_iter`` epochs; ``y`` is ignored).
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features) or (n_samples, n_steps, n_features)
         y : ignored
+        epoch_callback : callable or list of callables, optional
+            ``epoch_callback(estimator, epoch, info) -> bool`` after every epoch; truthy stops
+            (``info``: ``mean_rate``, ``silent``, ``time``).
+
+        Returns
+        -------
+        self
         """
         X, _ = validate_snn_input(self, X, reset=True)
         self._band()
         self._initialise(X)
-        try:
-            for _ in range(self.max_iter):
-                self._epoch(X)
-        except KeyboardInterrupt:
-            self._sync()
-            warnings.warn(f"Training interrupted (KeyboardInterrupt) after {self.n_iter_} epoch(s); the "
-                          "transformer keeps the weights of the last complete epoch.", RuntimeWarning)
+        self._train(X, self.max_iter, epoch_callback, incremental=False)
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -379,7 +397,7 @@ class STDPTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseSNN
         self._band()
         if first:
             self._initialise(X)
-        self._epoch(X)
+        self._train(X, 1, None, incremental=True)
         return self
 
     def transform(self, X):

@@ -7,16 +7,25 @@ backpropagation through time (BPTT) over the unrolled network -- or truncated BP
 
 from __future__ import annotations
 
+from numbers import Real
+
 import numpy as np
 import torch
 from sklearn.base import ClassifierMixin, RegressorMixin, _fit_context
 from sklearn.metrics import r2_score
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ._core.network import READOUTS, SNN
-from .base import NETWORK_CONSTRAINTS, TRAINING_CONSTRAINTS, BaseSNN, GradientSNNMixin, SNNClassifierMixin
-from sklearn.utils._param_validation import Interval, StrOptions
-from numbers import Real
+from .base import (
+    NETWORK_CONSTRAINTS,
+    TRAINING_CONSTRAINTS,
+    BaseSNN,
+    GradientSNNMixin,
+    SNNClassifierMixin,
+    check_hidden_layer_sizes,
+    standardize_target,
+)
 
 _REG_CONSTRAINTS = {
     "spike_l1": [Interval(Real, 0, None, closed="left")],
@@ -87,10 +96,7 @@ class _SurrogateBase(GradientSNNMixin, BaseSNN):
         return self._default_readout if self.readout == "auto" else self.readout
 
     def _build_module(self, n_in, n_out, generator):
-        hidden = self.hidden_layer_sizes
-        hidden = (hidden,) if np.isscalar(hidden) else tuple(int(h) for h in hidden)
-        if any(h < 1 for h in hidden):
-            raise ValueError(f"hidden_layer_sizes must be positive integers, got {self.hidden_layer_sizes}.")
+        hidden = check_hidden_layer_sizes(self.hidden_layer_sizes)
         if self.target_rate is not None:
             lo, hi = self.target_rate
             if not 0 <= lo <= hi <= 1:
@@ -200,6 +206,9 @@ _COMMON_DOC = """
     learn_tau, learn_threshold : bool, default=False
         Learn per-neuron time constants / thresholds (kept valid by parametrisation).
     warm_start : bool, default=False
+        ``fit`` continues from the fitted weights and history (a fresh optimizer). Parameters that
+        change the architecture (``hidden_layer_sizes``, ``neuron``, ``recurrent``, ...) then raise
+        a ValueError: set ``warm_start=False`` to train a new network.
     device : {'auto', 'cpu', 'cuda'}, default='auto'
         'auto' uses CUDA when available.
     torch_num_threads : int or None, default=None
@@ -269,8 +278,7 @@ class SurrogateSNNClassifier(SNNClassifierMixin, ClassifierMixin, _SurrogateBase
         """Train exactly one epoch over X, y; ``classes`` is required on the first call."""
         if not hasattr(self, "classes_") and classes is None:
             raise ValueError("classes must be passed on the first call to partial_fit.")
-        return self._fit(X, y, sample_weight, incremental=True, classes=classes if not hasattr(self, "classes_")
-                         else None)
+        return self._fit(X, y, sample_weight, incremental=True, classes=classes)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -306,21 +314,21 @@ class SurrogateSNNRegressor(RegressorMixin, _SurrogateBase):
 
     _y_numeric = True
     _default_readout = "membrane_mean"
-    _persist_private = ("_y_1d",)
+    _fitted_attributes = {"n_outputs_": "int", "y_mean_": "array", "y_scale_": "array", "_y_1d": "bool"}
 
 
     def _prepare_targets(self, y, reset, classes=None):
         y = np.asarray(y, dtype=np.float64)
         y2 = y.reshape(len(y), -1)
         if reset:
+            z, mean, scale = standardize_target(y2, type(self).__name__)
             self._y_1d = y.ndim == 1
             self.n_outputs_ = y2.shape[1]
-            self.y_mean_ = y2.mean(0)
-            sc = y2.std(0)
-            self.y_scale_ = np.where(sc > 1e-12, sc, 1.0)
+            self.y_mean_, self.y_scale_ = mean, scale
         elif y2.shape[1] != self.n_outputs_:
             raise ValueError(f"y has {y2.shape[1]} outputs, but the estimator was fitted with {self.n_outputs_}.")
-        z = (y2 - self.y_mean_) / self.y_scale_
+        else:
+            z = standardize_target(y2, type(self).__name__, self.y_mean_, self.y_scale_)[0]
         return torch.as_tensor(z, dtype=torch.float32), self.n_outputs_
 
     def _loss(self, out, yb, wb):

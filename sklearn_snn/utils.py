@@ -18,7 +18,7 @@ __all__ = ["all_estimators", "fast_instance", "FAST_PARAMS", "SKIPPED_MODULES"]
 
 # Public modules that hold no estimator (not imported by the discovery: some are slow to import).
 _NOT_ESTIMATOR_MODULES = frozenset({
-    "base", "callbacks", "cli", "datasets", "metrics", "persistence", "plotting", "utils",
+    "base", "callbacks", "cli", "datasets", "metrics", "persistence", "plotting", "training", "utils",
 })
 
 #: ``module name -> repr of the exception`` for modules that failed to import in the last
@@ -73,7 +73,12 @@ def all_estimators(type_filter=None, include_meta=False):
     >>> all(name.endswith(("Classifier", "Regressor", "SNN", "Transformer")) for name in names)
     True
     """
-    from sklearn.base import ClassifierMixin, MetaEstimatorMixin, RegressorMixin, TransformerMixin
+    from sklearn.base import (
+        ClassifierMixin,
+        MetaEstimatorMixin,
+        RegressorMixin,
+        TransformerMixin,
+    )
 
     import sklearn_snn
 

@@ -19,6 +19,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 import sklearn_snn
 from sklearn_snn import load, save
+from sklearn_snn.base import GradientSNNMixin
 from sklearn_snn.callbacks import Checkpoint
 from sklearn_snn.persistence import FORMAT
 from sklearn_snn.utils import all_estimators, fast_instance
@@ -110,7 +111,7 @@ def test_safe_load_refuses_foreign_files_and_classes(tmp_path):
         load(path)
     torch.save({"format": FORMAT, "version": sklearn_snn.__version__, "class": "collections.OrderedDict",
                 "params": {}, "attributes": {}, "modules": {}}, path)
-    with pytest.raises(ValueError, match="only sklearn_snn estimators"):
+    with pytest.raises(ValueError, match="Refusing to load class .collections.OrderedDict.*only the estimators of sklearn_snn"):
         load(path)
 
 
@@ -246,8 +247,8 @@ def _checkpointable(cls):
 
 @pytest.mark.parametrize("name, cls", ESTIMATORS, ids=IDS)
 def test_checkpoint_writes_best_and_run_resumes(name, cls, tmp_path):
-    if not _checkpointable(cls):
-        pytest.skip(f"{name}: fit takes no epoch_callback or the safe format is not supported")
+    if not _checkpointable(cls) or not issubclass(cls, GradientSNNMixin):
+        pytest.skip(f"{name}: not trained by a loss (see test_checkpoint_of_every_iterative_estimator)")
     X, y = data2d()
     y = target(cls, y)
     path = tmp_path / "best.snn"
@@ -257,12 +258,15 @@ def test_checkpoint_writes_best_and_run_resumes(name, cls, tmp_path):
     if "learning_rate_init" in est.get_params():
         est.set_params(learning_rate_init=1e-2)
     fit(est, X, y, epoch_callback=[cb, lambda e, epoch, info: per_epoch.append(outputs(e, X)) and False])
-    assert set(cb.saved_epochs_) <= {2, 4, 5} and cb.saved_epochs_, cb.saved_epochs_
     assert not os.path.exists(str(path) + ".tmp")
     best_epoch = int(np.argmin(est.loss_curve_)) + 1
+    assert cb.saved_epochs_ and cb.saved_epochs_[-1] == best_epoch, cb.saved_epochs_
     assert cb.best_ == min(est.loss_curve_)
     ckpt = load(path)
     assert np.array_equal(outputs(ckpt, X), per_epoch[best_epoch - 1]), "the checkpoint is not the best epoch"
+    # the whole fitted state of that epoch, history included
+    assert ckpt.n_iter_ == best_epoch and ckpt.loss_curve_ == est.loss_curve_[:best_epoch]
+    assert ckpt.t_ == est.t_ * best_epoch // est.n_iter_ and ckpt.best_loss_ == min(est.loss_curve_)
     # resume with warm_start: continues from the checkpoint, not from scratch
     if "warm_start" in ckpt.get_params():
         resumed = fit(ckpt.set_params(warm_start=True, max_iter=2), X, y)
@@ -277,3 +281,54 @@ def test_checkpoint_writes_best_and_run_resumes(name, cls, tmp_path):
         after = again.module_.state_dict()
         assert any(not torch.equal(before[k], after[k]) for k in before)
         assert np.isfinite(outputs(again, X)).all()
+
+
+@pytest.mark.parametrize("name, cls", ESTIMATORS, ids=IDS)
+def test_checkpoint_of_every_iterative_estimator(name, cls, tmp_path):
+    """Every estimator whose fit iterates takes epoch_callback, and a Checkpoint that never reaches
+    its ``every`` still writes when training ends, with the history of the epoch it holds."""
+    if "epoch_callback" not in inspect.signature(cls.fit).parameters:
+        pytest.skip(f"{name}.fit does not iterate")
+    X, y = data2d()
+    path = tmp_path / "ckpt.snn"
+    cb = Checkpoint(path, every=1000)
+    est = fast_instance(cls, max_iter=3, random_state=0)
+    fit(est, X, target(cls, y), epoch_callback=cb)
+    if name == "ConvertedSNN":   # no network exists before the conversion that follows the ANN's training
+        assert not os.path.exists(path) and cb.saved_epochs_ == []
+        return
+    assert os.path.exists(path) and len(cb.saved_epochs_) == 1
+    back = load(path)
+    assert back.n_iter_ == cb.saved_epochs_[0]
+
+
+def test_checkpoint_writes_when_training_stops_early_or_is_interrupted(tmp_path):
+    from sklearn_snn import SurrogateSNNClassifier
+
+    X, y = data2d()
+    # early stopping long before `every`
+    path = tmp_path / "early.snn"
+    cb = Checkpoint(path, every=50)
+    est = fast_instance(SurrogateSNNClassifier, max_iter=40, early_stopping=True, n_iter_no_change=1,
+                        validation_fraction=0.3)
+    fit(est, X, y, epoch_callback=cb)
+    assert est.n_iter_ < 40 and os.path.exists(path)
+    back = load(path)
+    best = int(np.argmax(est.validation_scores_)) + 1
+    assert back.n_iter_ == best and back.validation_scores_ == est.validation_scores_[:best]
+    # Ctrl-C (here from another callback) at epoch 3: the best state so far is on disk, and the
+    # interrupt reaches the caller
+    path = tmp_path / "interrupted.snn"
+    cb = Checkpoint(path, every=50)
+
+    def stop_at_3(e, epoch, info):
+        if epoch == 3:
+            raise KeyboardInterrupt
+        return False
+
+    est = fast_instance(SurrogateSNNClassifier, max_iter=10)
+    with pytest.raises(KeyboardInterrupt):
+        est.fit(X, y, epoch_callback=[cb, stop_at_3])
+    back = load(path)
+    assert back.n_iter_ <= 3 and back.n_iter_ == cb.saved_epochs_[-1]
+    assert back.loss_curve_ == est.loss_curve_[:back.n_iter_]

@@ -213,12 +213,102 @@ def _case_single_class(cls):
     return _fresh_fit(cls, X, np.zeros_like(y))
 
 
-def _case_sample_weight(cls):
+def _case_sample_weight(cls, make=lambda n: np.ones(n - 3)):
     est = fast_instance(cls)
     if not accepts(est, "fit", "sample_weight"):
         return Outcome("n/a", note="fit takes no sample_weight")
     X, y = data2d()
-    return _fresh_fit(cls, X, target(cls, y), sample_weight=np.ones(len(y) - 3))
+    return _fresh_fit(cls, X, target(cls, y), sample_weight=make(len(y)))
+
+
+def _negative_weights(n):
+    w = np.ones(n)
+    w[0] = -1e6
+    return w
+
+
+def _partial_fit_classes(cls):
+    """A fresh instance if the estimator is a classifier with partial_fit(classes=...), else None."""
+    est = fast_instance(cls)
+    if kind(cls) != "classifier" or not accepts(est, "partial_fit", "classes"):
+        return None
+    return est
+
+
+def _case_single_class_partial(cls):
+    est = _partial_fit_classes(cls)
+    if est is None:
+        return Outcome("n/a", note="no partial_fit(classes=...)")
+    X, y = data2d()
+    with count_module_calls() as calls:
+        try:
+            est.partial_fit(X, np.zeros_like(y), classes=[0])
+        except Exception as exc:  # noqa: BLE001
+            return Outcome("error", exc, trained=calls[0] > 0 or hasattr(est, "module_"))
+    return Outcome("accepted")
+
+
+def _case_classes_changed_partial(cls):
+    est = _partial_fit_classes(cls)
+    if est is None:
+        return Outcome("n/a", note="no partial_fit(classes=...)")
+    X, y = data2d()
+    est.partial_fit(X, y, classes=[0, 1, 2])
+    before = state_of(est)
+    try:
+        est.partial_fit(X[y < 2], y[y < 2], classes=[0, 1])
+    except Exception as exc:  # noqa: BLE001
+        after = state_of(est)
+        return Outcome("error", exc, trained=any(not torch.equal(before[k], after[k]) for k in before))
+    return Outcome("accepted", note="classes of the later call ignored")
+
+
+def _case_partial_classes(classes, binary=False):
+    """partial_fit with ``classes`` unsorted or duplicated: refused, or the same model (bitwise) as
+    with the sorted unique classes?"""
+    def run(cls):
+        if _partial_fit_classes(cls) is None:
+            return Outcome("n/a", note="no partial_fit(classes=...)")
+        X, y = data2d()
+        if binary:
+            X, y = X[y < 2], y[y < 2]
+        res = []
+        for cl in (classes, np.unique(classes)):
+            est = _partial_fit_classes(cls)
+            try:
+                for _ in range(2):
+                    est.partial_fit(X, y, classes=cl)
+            except Exception as exc:  # noqa: BLE001
+                return Outcome("error", exc)
+            res.append((np.asarray(est.classes_), outputs(est, X), est.predict(X)))
+        (c1, o1, p1), (c2, o2, p2) = res
+        if np.array_equal(c1, c2) and np.array_equal(o1, o2) and np.array_equal(p1, p2):
+            return Outcome("accepted", note="same model as with the sorted classes")
+        return Outcome("accepted", note=f"classes_={c1.tolist()}: labels mapped unlike with the sorted classes")
+    return run
+
+
+def _case_huge_y(cls):
+    if kind(cls) != "regressor":
+        return Outcome("n/a", note="not a regressor")
+    X, y = data2d()
+    return _fresh_fit(cls, X, target(cls, y) * 1e300)
+
+
+def _case_y_scale_partial(cls):
+    """A later partial_fit whose y, standardised with the first call's mean and scale, leaves float32."""
+    est = fast_instance(cls)
+    if kind(cls) != "regressor" or not hasattr(est, "partial_fit"):
+        return Outcome("n/a", note="no regressor partial_fit")
+    X, y = data2d()
+    est.partial_fit(X, y * 1e-11)
+    before = state_of(est)
+    try:
+        est.partial_fit(X, y * 1e30)
+    except Exception as exc:  # noqa: BLE001
+        after = state_of(est)
+        return Outcome("error", exc, trained=any(not torch.equal(before[k], after[k]) for k in before))
+    return Outcome("accepted")
 
 
 def _case_unseen_partial(cls):
@@ -308,11 +398,33 @@ CASES = [
     Case("sample_weight_len", "sample_weight of the wrong length", _case_sample_weight,
          r"(?i)sample_weight|shape|length"),
     Case("unseen_partial_fit", "labels unseen at partial_fit", _case_unseen_partial, r"(?i)label|class"),
+    Case("sample_weight_neg", "a negative sample_weight", lambda cls: _case_sample_weight(cls, _negative_weights),
+         r"(?i)negative"),
+    Case("sample_weight_zero", "sample_weight zero for every sample",
+         lambda cls: _case_sample_weight(cls, np.zeros), r"(?i)non-zero|zero"),
+    Case("single_class_partial_fit", "partial_fit with a single class (classes=[0])", _case_single_class_partial,
+         r"(?i)2 classes"),
+    Case("classes_changed_partial_fit", "partial_fit classes other than the first call's",
+         _case_classes_changed_partial, r"(?i)classes"),
+    Case("classes_unsorted_partial_fit", "partial_fit(classes=[1, 0, 2]) (unsorted)",
+         _case_partial_classes([1, 0, 2]), None),
+    Case("classes_unsorted_binary_partial_fit", "partial_fit(classes=[1, 0]) on binary y",
+         _case_partial_classes([1, 0], binary=True), None),
+    Case("classes_duplicate_partial_fit", "partial_fit(classes=[0, 0, 1, 2]) (duplicates)",
+         _case_partial_classes([0, 0, 1, 2]), None),
+    Case("huge_y", "y beyond the float32 range (y * 1e300, regression)", _case_huge_y, r"(?i)rescale y"),
+    Case("y_scale_partial_fit", "partial_fit y overflowing the first call's standardisation (regression)",
+         _case_y_scale_partial, r"(?i)rescale y"),
     Case("tau_mem_neg", "tau_mem=-1", _param_case("tau_mem", -1.0), r"tau_mem"),
     Case("tau_syn_neg", "tau_syn=-1", _param_case("tau_syn", -1.0), r"tau_syn"),
     Case("n_steps_zero", "n_steps=0", _param_case("n_steps", 0), r"n_steps"),
     Case("threshold_zero", "threshold=0", _param_case("threshold", 0.0), r"threshold"),
     Case("threshold_neg", "threshold=-1", _param_case("threshold", -1.0), r"threshold"),
+    Case("n_steps_bool", "n_steps=True", _param_case("n_steps", True), r"n_steps"),
+    Case("hidden_float", "hidden_layer_sizes=(8.5,)", _param_case("hidden_layer_sizes", (8.5,)),
+         r"hidden_layer_sizes"),
+    Case("hidden_bool", "hidden_layer_sizes=(True,)", _param_case("hidden_layer_sizes", (True,)),
+         r"hidden_layer_sizes"),
     Case("nan_predict", "NaN in X (predict/transform)", _predict_with(_nan), r"(?i)nan"),
     Case("inf_predict", "inf in X (predict/transform)", _predict_with(_inf), r"(?i)inf"),
     Case("empty_predict", "empty X (predict/transform)", _predict_with(lambda X: X[:0]), r"0 sample"),
@@ -405,6 +517,84 @@ def test_nonbinary_spike_input(name, cls):
         assert out.note == NONBINARY.get(name, "used as input currents")
 
 
+# How partial_fit takes unsorted or duplicated classes: as sklearn, the sorted unique classes.
+@pytest.mark.parametrize("case", [c for c in CASES if c.name.startswith("classes_") and not c.expect],
+                         ids=lambda c: c.name)
+@pytest.mark.parametrize("name, cls", ESTIMATORS, ids=IDS)
+def test_partial_fit_classes_taken_as_sorted_unique(name, cls, case):
+    out = run_case(case, cls)
+    if out.status == "n/a":
+        pytest.skip(f"{name}: {out.note}")
+    assert out.status == "accepted", f"{name} refused {case.description}: {out.exc!r}"
+    assert out.note == "same model as with the sorted classes", f"{name}: {out.note}"
+
+
+@pytest.mark.parametrize("name, cls", ESTIMATORS, ids=IDS)
+def test_partial_fit_later_classes_compared_as_a_set(name, cls):
+    est = _partial_fit_classes(cls)
+    if est is None:
+        pytest.skip(f"{name}: no partial_fit(classes=...)")
+    X, y = data2d()
+    est.partial_fit(X, y, classes=[0, 1, 2])
+    est.partial_fit(X, y, classes=[2, 1, 0])
+    est.partial_fit(X, y, classes=np.array([1, 2, 0, 0]))
+    assert est.classes_.tolist() == [0, 1, 2]
+    assert est.n_iter_ == 3
+
+
+@pytest.mark.parametrize("value", [(8.5,), (True,), True, (0,), (8, -1), "8", ((8,),), (np.nan,), 8.5])
+@pytest.mark.parametrize("name, cls", ESTIMATORS, ids=IDS)
+def test_hidden_layer_sizes_refused_not_truncated(name, cls, value):
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    est = fast_instance(cls)
+    if "hidden_layer_sizes" not in est.get_params():
+        pytest.skip(f"{name}: no hidden_layer_sizes")
+    X, y = data2d()
+    with pytest.raises(InvalidParameterError, match="hidden_layer_sizes"):
+        fit(est.set_params(hidden_layer_sizes=value), X, target(cls, y))
+
+
+@pytest.mark.parametrize("name, cls", ESTIMATORS, ids=IDS)
+def test_hidden_layer_sizes_integral_values_accepted(name, cls):
+    est = fast_instance(cls)
+    if "hidden_layer_sizes" not in est.get_params():
+        pytest.skip(f"{name}: no hidden_layer_sizes")
+    X, y = data2d()
+    ref = fit(fast_instance(cls), X, target(cls, y))
+    for value in ([8], np.array([8]), (np.int64(8),), (8.0,), 8):
+        got = fit(fast_instance(cls, hidden_layer_sizes=value), X, target(cls, y))
+        assert np.array_equal(outputs(got, X), outputs(ref, X)), f"{name}: hidden_layer_sizes={value!r}"
+
+
+def test_check_hidden_layer_sizes():
+    from sklearn_snn.base import check_hidden_layer_sizes
+
+    assert check_hidden_layer_sizes((16, np.int32(8), 4.0)) == (16, 8, 4)
+    assert check_hidden_layer_sizes(np.array([3, 2])) == (3, 2)
+    assert check_hidden_layer_sizes(5) == (5,)
+    assert check_hidden_layer_sizes(()) == ()
+    with pytest.raises(ValueError, match="width"):
+        check_hidden_layer_sizes((), name="width", allow_empty=False)
+    for bad in [(8.5,), (True,), np.bool_(True), (0,), [[8]], "8", None, (np.inf,)]:
+        with pytest.raises(ValueError, match="hidden_layer_sizes"):
+            check_hidden_layer_sizes(bad)
+
+
+@pytest.mark.parametrize("name, cls", ESTIMATORS, ids=IDS)
+def test_n_steps_bool_refused(name, cls):
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    est = fast_instance(cls)
+    if "n_steps" not in est.get_params():
+        pytest.skip(f"{name}: no n_steps")
+    X, y = data2d()
+    for value in (True, np.bool_(True)):
+        with pytest.raises(InvalidParameterError, match="n_steps"):
+            fit(est.set_params(n_steps=value), X, target(cls, y))
+    fit(est.set_params(n_steps=np.int64(3)), X, target(cls, y))  # numpy integers stay valid
+
+
 def test_steps_mismatch_refused_where_statistics_are_per_step():
     from sklearn_snn import SurrogateSNNClassifier
 
@@ -479,10 +669,12 @@ def inject_fault(monkeypatch, est, fault, after):
     rec = {"calls": 0, "epochs": []}
     mod = sys.modules[type(est).__module__]
 
-    if hasattr(mod, "run_epochs") or isinstance(est, base.GradientSNNMixin):
-        real = base.run_epochs
+    if hasattr(mod, "gradient_epochs") or isinstance(est, base.GradientSNNMixin):
+        from sklearn_snn._core import training as core_training
 
-        def run_epochs(module, state, X, y, step, cfg, n_epochs, **kw):
+        real = core_training.gradient_epochs
+
+        def gradient_epochs(module, state, X, y, step, cfg, n_epochs, **kw):
             def faulty(m, xb, yb, wb):
                 rec["calls"] += 1
                 if rec["calls"] > after:
@@ -494,17 +686,20 @@ def inject_fault(monkeypatch, est, fault, after):
                     return float("nan"), 0.0
                 return step(m, xb, yb, wb)
 
-            cb = kw.pop("epoch_callback", None)
+            method = real(module, state, X, y, faulty, cfg, n_epochs, **kw)
+            epoch = method.iteration
 
-            def epoch_cb(epoch, info):
+            def recorded_epoch():
+                info = epoch()
                 rec["epochs"].append({k: v.detach().clone() for k, v in module.state_dict().items()})
-                return cb(epoch, info) if cb is not None else False
+                return info
 
-            return real(module, state, X, y, faulty, cfg, n_epochs, epoch_callback=epoch_cb, **kw)
+            method.iteration = recorded_epoch
+            return method
 
-        monkeypatch.setattr(base, "run_epochs", run_epochs)
-        if hasattr(mod, "run_epochs"):
-            monkeypatch.setattr(mod, "run_epochs", run_epochs)
+        monkeypatch.setattr(base, "gradient_epochs", gradient_epochs)
+        if hasattr(mod, "gradient_epochs"):
+            monkeypatch.setattr(mod, "gradient_epochs", gradient_epochs)
     elif hasattr(est, "_fitness"):  # evolution: the fault comes from the fitness evaluation
         real_fitness = est._fitness
 
@@ -590,21 +785,20 @@ def test_diverging_training_keeps_last_good_weights(name, cls, monkeypatch, requ
 
 
 @pytest.mark.parametrize("name, cls", ESTIMATORS, ids=IDS)
-def test_keyboard_interrupt_ends_fit_cleanly(name, cls, monkeypatch, request):
+def test_keyboard_interrupt_reaches_the_caller_and_keeps_the_last_good_state(name, cls, monkeypatch, request):
+    """One Ctrl-C stops fit and reaches the caller (a notebook, cross_val_score, a search), and the
+    estimator keeps the last good state and its history."""
     if (name, "interrupt") in FAULT_GAPS:
         gap(request, FAULT_GAPS[(name, "interrupt")])
     X, y = data2d()
     est = _fault_estimator(cls)
     after = 4
     with inject_fault(monkeypatch, est, "interrupt", after) as rec:
-        with warnings.catch_warnings(record=True) as w:
-            warnings.simplefilter("always")
-            try:
-                fit(est, X, target(cls, y))  # returns: the interrupt does not escape
-            except KeyboardInterrupt:  # (pytest would end the whole session on it)
-                pytest.fail(f"KeyboardInterrupt escaped {name}.fit")
-    msgs = [str(x.message) for x in w if issubclass(x.category, RuntimeWarning)]
-    assert any("interrupt" in m.lower() for m in msgs), f"no RuntimeWarning: {[str(x.message) for x in w]}"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with pytest.raises(KeyboardInterrupt) as info:
+                fit(est, X, target(cls, y))
+    assert "interrupted after" in str(info.value) and "keeps" in str(info.value), str(info.value)
     if "at_fault" in rec and rec["trained"] is est.module_:  # weights reached when interrupted are kept
         now = est.module_.state_dict()
         assert all(torch.equal(now[k], rec["at_fault"][k]) for k in now)
@@ -624,13 +818,53 @@ def test_keyboard_interrupt_propagates_to_a_driver_with_callback(monkeypatch):
     assert np.isfinite(outputs(est, X)).all()
 
 
+def test_one_interrupt_stops_cross_validation(monkeypatch):
+    """Inside cross_val_score one Ctrl-C must stop the whole CV, not score a cut-short fold."""
+    from sklearn.model_selection import cross_val_score
+
+    from sklearn_snn import SurrogateSNNClassifier
+
+    X, y = data2d()
+    est = _fault_estimator(SurrogateSNNClassifier)
+    with inject_fault(monkeypatch, est, "interrupt", 4) as rec:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with pytest.raises(KeyboardInterrupt):
+                cross_val_score(est, X, y, cv=3)
+    assert rec["calls"] == 5, "training went on after the interrupt"
+
+
+def test_one_interrupt_stops_meta_fit_and_keeps_the_last_meta_batch(monkeypatch):
+    from sklearn_snn.meta import FewShotTaskSampler, MetaSNNClassifier
+
+    tasks = FewShotTaskSampler(n_way=3, k_shot=3, n_query=3, classes=range(6), random_state=0)
+    clf = MetaSNNClassifier((8,), n_steps=4, n_meta_iter=20, n_adapt_steps=2, meta_batch_size=2, random_state=0)
+    calls = [0]
+    real = clf._adapt
+
+    def adapt(*a, **k):
+        calls[0] += 1
+        if calls[0] == 5:       # the first task of the third meta-batch
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(clf, "_adapt", adapt)
+    with pytest.raises(KeyboardInterrupt, match="Meta-training interrupted after 2"):
+        clf.meta_fit(tasks)
+    assert calls[0] == 5 and clf.n_meta_iter_ == 2 and len(clf.meta_loss_curve_) == 2
+    ep = FewShotTaskSampler(n_way=3, k_shot=3, n_query=3, classes=range(6, 9), random_state=1).sample(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert clf.fit(ep.X_support, ep.y_support).predict(ep.X_query).shape == (9,)
+
+
 def test_keyboard_interrupt_keeps_best_weights_with_early_stopping(monkeypatch):
     from sklearn_snn import SurrogateSNNClassifier
 
     X, y = data2d()
     est = _fault_estimator(SurrogateSNNClassifier, early_stopping=True, validation_fraction=0.2, max_iter=6)
     with inject_fault(monkeypatch, est, "interrupt", 9) as rec:
-        with pytest.warns(RuntimeWarning, match="best validation score"):
+        with pytest.raises(KeyboardInterrupt, match="best validation score"):
             est.fit(X, y)
     scores = est.validation_scores_
     best = int(np.argmax(scores))  # first best epoch

@@ -1,16 +1,21 @@
-"""The one epoch loop every gradient-trained estimator shares.
+"""The one trainer: the iteration loop every iterative estimator of the package runs on.
 
-An estimator hands over a module, a ``step`` function (forward + loss + backward for one
-minibatch, returning the loss and the regularisation term) and optional validation scoring; this
-module does the rest: shuffled minibatches from the estimator's generator, the optimizer and its
-learning-rate schedule, early stopping with MLP semantics, verbose epoch lines (and a tqdm bar
-for long fits), a guard that stops on a non-finite loss with the last good weights restored, a
-clean stop on ``KeyboardInterrupt`` and a per-epoch hook (pruning, checkpoints, callbacks).
+A training method supplies only its *iteration* (a callable that runs one pass and returns a dict
+of what it measured): an epoch of gradient steps (:func:`run_epochs` builds it), one generation of
+an evolution strategy, one plasticity pass, one meta-batch. :func:`run_iterations` does the rest:
+the loop, stopping by a monitored value with MLP semantics (:class:`Stopping`), verbose lines and a
+tqdm bar for long runs, per-iteration callbacks (``callback(iteration, info) -> stop``; pruning,
+checkpoints), a clean stop on ``KeyboardInterrupt`` (recorded in the state; the caller re-raises
+it after keeping the last good state) and a hook that runs when training ends for any reason.
+
+The gradient epoch adds the optimizer and its learning-rate schedule, shuffled minibatches from
+the estimator's generator, a guard that stops on a non-finite loss or gradient with the weights of
+the start of the epoch restored (:class:`DivergedError`), and early stopping on a validation score
+with the best weights restored.
 """
 
 from __future__ import annotations
 
-import copy
 import math
 import sys
 import time
@@ -19,6 +24,11 @@ from dataclasses import dataclass, field
 import torch
 
 from . import buffers as _buffers
+
+
+class StopTraining(Exception):  # noqa: N818 (a signal, like StopIteration)
+    """Raised by an iteration that has nothing more to do (e.g. an exhausted stream of tasks):
+    training ends normally before that iteration, as if a stopping rule had fired."""
 
 
 class DivergedError(FloatingPointError):
@@ -57,7 +67,10 @@ class TrainState:
     best_validation_score: float = -math.inf
     no_improve: int = 0
     best_params: dict | None = None
+    best: float | None = None          # the monitored value's best (loss or validation score)
+    improved: bool = False
     stopped_early: bool = False
+    stopped_by_callback: bool = False
     interrupted: bool = False
 
 
@@ -124,9 +137,143 @@ def _finite_grads(module):
         return bool(torch.isfinite(torch.stack(torch._foreach_norm(grads))).all())
 
 
+@dataclass
+class Stopping:
+    """Stop after more than ``patience`` iterations without a ``tol`` gain of ``info[key]``
+    (MLPClassifier's rule); ``higher`` says which way is better."""
+
+    key: str
+    higher: bool = False
+    tol: float = 1e-4
+    patience: int = 10
+
+    def update(self, state, value) -> bool:
+        """Records ``value`` in ``state`` (``best``, ``no_improve``); True when training should stop.
+        Also returns whether ``value`` is the best so far in ``state.improved``."""
+        best = state.best
+        sign = 1.0 if self.higher else -1.0
+        if best is None or math.isnan(best):
+            gained, improved = True, True
+        else:
+            gained = sign * (value - best) > self.tol
+            improved = sign * (value - best) > 0
+        state.no_improve = 0 if gained else state.no_improve + 1
+        if improved:
+            state.best = value
+        state.improved = improved
+        return state.no_improve > self.patience
+
+
+@dataclass
+class LoopState:
+    """What :func:`run_iterations` carries across calls (``partial_fit``, ``warm_start``)."""
+
+    n_iter: int = 0
+    best: float | None = None
+    no_improve: int = 0
+    improved: bool = False
+    stopped_early: bool = False
+    stopped_by_callback: bool = False
+    interrupted: bool = False
+
+
+def run_iterations(iteration, n_iterations, state, *, stopping=None, callback=None, on_end=None, verbose=0,
+                   describe=None, log=None, progress_unit="iterations", long_run=False):
+    """Run ``iteration()`` up to ``n_iterations`` times; returns ``state`` (updated in place).
+
+    Parameters
+    ----------
+    iteration : callable
+        ``iteration() -> dict`` runs one pass and returns what it measured (floats). Exceptions
+        propagate (a :class:`DivergedError` after the iteration restored its last good state).
+    state : LoopState (or an object with its fields)
+    stopping : Stopping, optional
+        Stopping rule on ``info[stopping.key]``; ``state.improved`` tells the callback whether the
+        iteration was the best so far.
+    callback : callable, optional
+        ``callback(n_iter, info) -> bool`` after every iteration; truthy stops training.
+    on_end : callable, optional
+        ``on_end(state)`` when the loop ends for any reason (also on an exception).
+    describe : callable, optional
+        ``describe(n_iter, info) -> str``: the verbose line of an iteration.
+    long_run : bool
+        Show a progress bar (tqdm, when installed) with ``verbose=1`` too.
+    """
+    log = log or (lambda msg: print(msg, file=sys.stdout, flush=True))
+    bar = None
+    if verbose >= 2 or (verbose and long_run):
+        try:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=n_iterations, desc=progress_unit, leave=False)
+        except ImportError:  # the bar is a nicety; the lines still print
+            bar = None
+    state.stopped_early = state.stopped_by_callback = state.interrupted = False
+    try:
+        for _ in range(n_iterations):
+            t0 = time.perf_counter()
+            try:
+                info = dict(iteration())
+            except StopTraining:
+                state.stopped_early = True
+                break
+            state.n_iter += 1
+            info["epoch"] = state.n_iter
+            info["time"] = time.perf_counter() - t0
+            stop = stopping.update(state, info[stopping.key]) if stopping is not None else False
+            if verbose and describe is not None:
+                log(describe(state.n_iter, info))
+            if bar is not None:
+                bar.update(1)
+            if callback is not None and callback(state.n_iter, info):
+                state.stopped_by_callback = True
+                break
+            if stop:
+                state.stopped_early = True
+                break
+    except KeyboardInterrupt:
+        state.interrupted = True
+    finally:
+        if bar is not None:
+            bar.close()
+        if on_end is not None:
+            on_end(state)
+    return state
+
+
+@dataclass
+class Method:
+    """What a training method hands the loop: its iteration and how to read it."""
+
+    iteration: object                   # () -> dict, one pass
+    stopping: Stopping | None = None
+    describe: object = None             # (n_iter, info) -> str, the verbose line
+    on_end: object = None               # (state) -> None, when training ends for any reason
+    long_run: bool = False              # show a progress bar with verbose=1 too
+
+
+def run_method(method: Method, n_iterations, state, *, callback=None, verbose=0, log=None):
+    """:func:`run_iterations` over a :class:`Method`."""
+    return run_iterations(method.iteration, n_iterations, state, stopping=method.stopping, callback=callback,
+                          on_end=method.on_end, verbose=verbose, describe=method.describe, log=log,
+                          long_run=method.long_run)
+
+
 def run_epochs(module, state: TrainState, X, y, step, cfg: TrainConfig, n_epochs, *,
                generator=None, sample_weight=None, validate=None, epoch_callback=None, log=None):
-    """Train ``module`` for up to ``n_epochs`` epochs; returns ``state`` (updated in place).
+    """Train ``module`` for up to ``n_epochs`` epochs of :func:`gradient_epochs`; returns ``state``.
+
+    ``epoch_callback(epoch, info) -> bool``: truthy stops training; exceptions propagate (e.g.
+    ``optuna.TrialPruned``). ``log``: where verbose lines go (default ``print``).
+    """
+    method = gradient_epochs(module, state, X, y, step, cfg, n_epochs, generator=generator,
+                             sample_weight=sample_weight, validate=validate)
+    return run_method(method, n_epochs, state, callback=epoch_callback, verbose=cfg.verbose, log=log)
+
+
+def gradient_epochs(module, state: TrainState, X, y, step, cfg: TrainConfig, n_epochs, *,
+                    generator=None, sample_weight=None, validate=None) -> Method:
+    """The gradient method: each iteration is one epoch of minibatch steps on ``module``.
 
     Parameters
     ----------
@@ -138,114 +285,75 @@ def run_epochs(module, state: TrainState, X, y, step, cfg: TrainConfig, n_epochs
     validate : callable, optional
         ``validate() -> float`` score (higher is better) computed after each epoch
         (required for ``cfg.early_stopping``).
-    epoch_callback : callable, optional
-        ``epoch_callback(epoch, info) -> bool``; truthy stops training. Exceptions propagate
-        (e.g. ``optuna.TrialPruned``).
-    log : callable, optional
-        Where verbose lines go (default ``print``).
     """
-    log = log or (lambda msg: print(msg, file=sys.stdout, flush=True))
     n = X.shape[0]
     bs = resolve_batch_size(cfg.batch_size, n)
     opt = state.optimizer
-    bar = None
-    if cfg.verbose >= 2 or (cfg.verbose and n_epochs * math.ceil(n / bs) > 2000):
-        try:
-            from tqdm.auto import tqdm
+    if cfg.early_stopping and validate is not None:
+        stopping = Stopping("val_score", higher=True, tol=cfg.tol, patience=cfg.n_iter_no_change)
+        state.best = None if math.isinf(state.best_validation_score) else state.best_validation_score
+    else:
+        stopping = Stopping("loss", higher=False, tol=cfg.tol, patience=cfg.n_iter_no_change)
+        state.best = None if math.isinf(state.best_loss) else state.best_loss
 
-            bar = tqdm(total=n_epochs, desc="epochs", leave=False)
-        except ImportError:  # the bar is a nicety; epoch lines still print
-            bar = None
-    try:
-        for _ in range(n_epochs):
-            t0 = time.perf_counter()
-            good = _snapshot(module)
-            module.train()
-            order = torch.randperm(n, generator=generator).to(X.device) if cfg.shuffle else torch.arange(n, device=X.device)
-            total, total_reg = 0.0, 0.0
-            # the epoch's order applied once (one gather per epoch), minibatches are then slices
-            Xe, ye = X[order], y[order]
-            we = None if sample_weight is None else sample_weight[order]
-            for start in range(0, n, bs):
-                end = min(n, start + bs)
-                wb = None if we is None else we[start:end]
-                opt.zero_grad(set_to_none=True)
-                loss, reg = step(module, Xe[start:end], ye[start:end], wb)
-                if not (math.isfinite(loss) and math.isfinite(reg)) or not _finite_grads(module):
-                    module.load_state_dict(good)
-                    raise DivergedError(
-                        f"Training diverged at epoch {state.n_iter + 1}: the loss became "
-                        f"{loss if not math.isfinite(loss) else 'finite but a gradient is not'}. "
-                        "The weights from the start of that epoch were restored and the estimator "
-                        "stays usable. Lower learning_rate_init, scale the inputs (e.g. "
-                        "StandardScaler) or set a larger threshold."
-                    )
-                if cfg.grad_clip:
-                    torch.nn.utils.clip_grad_norm_(module.parameters(), cfg.grad_clip)
-                opt.step()
-                state.t += 1
-                total += loss * (end - start)
-                total_reg += reg * (end - start)
-            state.n_iter += 1
-            epoch_loss = total / n
-            state.loss_curve.append(epoch_loss)
-            state.reg_curve.append(total_reg / n)
-            info = {"epoch": state.n_iter, "loss": epoch_loss, "reg": total_reg / n, "time": time.perf_counter() - t0}
-            stop = _early_stopping_update(module, state, cfg, epoch_loss, validate, info)
-            if state.scheduler is not None:
-                if isinstance(state.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                    state.scheduler.step(-info["val_score"] if "val_score" in info else epoch_loss)
-                else:
-                    state.scheduler.step()
-            if cfg.verbose:
-                msg = f"Iteration {state.n_iter}, loss = {epoch_loss:.8f}"
-                if total_reg:
-                    msg += f", reg = {total_reg / n:.6f}"
-                if "val_score" in info:
-                    msg += f", validation score = {info['val_score']:.6f}"
-                log(msg + f" ({info['time']:.2f}s)")
-            if bar is not None:
-                bar.update(1)
-            if epoch_callback is not None and epoch_callback(state.n_iter, info):
-                break
-            if stop:
-                state.stopped_early = True
-                break
-    except KeyboardInterrupt:
-        state.interrupted = True
-    finally:
-        if bar is not None:
-            bar.close()
+    def epoch():
+        good = _snapshot(module)
+        module.train()
+        order = torch.randperm(n, generator=generator).to(X.device) if cfg.shuffle else torch.arange(n, device=X.device)
+        total, total_reg = 0.0, 0.0
+        # the epoch's order applied once (one gather per epoch), minibatches are then slices
+        Xe, ye = X[order], y[order]
+        we = None if sample_weight is None else sample_weight[order]
+        for start in range(0, n, bs):
+            end = min(n, start + bs)
+            wb = None if we is None else we[start:end]
+            opt.zero_grad(set_to_none=True)
+            loss, reg = step(module, Xe[start:end], ye[start:end], wb)
+            if not (math.isfinite(loss) and math.isfinite(reg)) or not _finite_grads(module):
+                module.load_state_dict(good)
+                raise DivergedError(
+                    f"Training diverged at epoch {state.n_iter + 1}: the loss became "
+                    f"{loss if not math.isfinite(loss) else 'finite but a gradient is not'}. "
+                    "The weights from the start of that epoch were restored and the estimator "
+                    "stays usable. Lower learning_rate_init, scale the inputs (e.g. "
+                    "StandardScaler) or set a larger threshold."
+                )
+            if cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(module.parameters(), cfg.grad_clip)
+            opt.step()
+            state.t += 1
+            total += loss * (end - start)
+            total_reg += reg * (end - start)
+        info = {"loss": total / n, "reg": total_reg / n}
+        state.loss_curve.append(info["loss"])
+        state.reg_curve.append(info["reg"])
+        state.best_loss = min(state.best_loss, info["loss"])
+        if stopping.key == "val_score":
+            info["val_score"] = float(validate())
+            state.validation_scores.append(info["val_score"])
+            if info["val_score"] > state.best_validation_score:
+                state.best_validation_score = info["val_score"]
+                state.best_params = _snapshot(module)
+        if state.scheduler is not None:
+            if isinstance(state.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                state.scheduler.step(-info["val_score"] if "val_score" in info else info["loss"])
+            else:
+                state.scheduler.step()
+        return info
+
+    def describe(n_iter, info):
+        msg = f"Iteration {n_iter}, loss = {info['loss']:.8f}"
+        if info["reg"]:
+            msg += f", reg = {info['reg']:.6f}"
+        if "val_score" in info:
+            msg += f", validation score = {info['val_score']:.6f}"
+        return msg + f" ({info['time']:.2f}s)"
+
+    def on_end(state):
         # the kernels' reused whole-sequence buffers do not outlive training
         _buffers.release()
-    if cfg.early_stopping and state.best_params is not None and (state.stopped_early or state.interrupted
-                                                                 or state.n_iter > 0):
-        module.load_state_dict(state.best_params)
-    return state
+        if stopping.key == "val_score" and state.best_params is not None:
+            module.load_state_dict(state.best_params)
 
-
-def _early_stopping_update(module, state, cfg, epoch_loss, validate, info):
-    """MLP semantics: stop after more than ``n_iter_no_change`` epochs without a ``tol`` gain."""
-    if cfg.early_stopping and validate is not None:
-        score = float(validate())
-        info["val_score"] = score
-        state.validation_scores.append(score)
-        if score > state.best_validation_score + cfg.tol:
-            state.no_improve = 0
-        else:
-            state.no_improve += 1
-        if score > state.best_validation_score:
-            state.best_validation_score = score
-            state.best_params = _snapshot(module)
-    else:
-        if epoch_loss > state.best_loss - cfg.tol:
-            state.no_improve += 1
-        else:
-            state.no_improve = 0
-        if epoch_loss < state.best_loss:
-            state.best_loss = epoch_loss
-    return state.no_improve > cfg.n_iter_no_change
-
-
-def copy_state(state: TrainState) -> TrainState:
-    return copy.copy(state)
+    return Method(epoch, stopping=stopping, describe=describe, on_end=on_end,
+                  long_run=n_epochs * math.ceil(n / bs) > 2000)
