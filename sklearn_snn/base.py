@@ -4,7 +4,6 @@ random_state, batched inference, pickling and safe save/load.
 Data flows one way: arrays -> :func:`validate_snn_input` -> tensors (time, batch, features) ->
 ``sklearn_snn._core`` -> tensors -> arrays.
 """
-# BASE_API_READY
 
 from __future__ import annotations
 

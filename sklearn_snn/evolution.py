@@ -40,12 +40,6 @@ from .training import run_training
 __all__ = ["EvolvedSNN"]
 
 
-def _shared(name):
-    """A method shared with the gradient estimators, wherever it lives (``GradientSNNMixin``
-    today; ``BaseSNN`` once it moves there), so that this module keeps working after the move."""
-    return getattr(BaseSNN, name, None) or getattr(GradientSNNMixin, name)
-
-
 _GA_PARAMS = ("n_elite", "tournament_size", "crossover", "crossover_rate", "n_parents", "mutation_rate", "tau")
 _NETWORK_PARAMS = ("hidden_layer_sizes", "n_steps", "neuron", "tau_mem", "tau_syn", "threshold", "reset",
                    "encoder", "readout", "input_scaling", "device", "torch_num_threads", "random_state", "verbose")
@@ -253,12 +247,7 @@ class EvolvedSNN(ClassifierMixin, SNNClassifierMixin, BaseSNN):
         "warm_start": ["boolean"],
     }
 
-    # shared with the gradient estimators (see _shared)
-    _neuron_spec = _shared("_neuron_spec")
-    _check_steps = _shared("_check_steps")
-    _logits = _shared("_logits")
-    simulate = _shared("simulate")
-    _rebuild_module = _shared("_rebuild_module")  # for sklearn_snn.save / load
+    _rebuild_module = GradientSNNMixin._rebuild_module  # the same network builder, for sklearn_snn.load
     _fitted_attributes = {
         "best_genome_": "tensor", "strategy_": "str", "n_genes_": "int", "n_iter_": "int",
         "fitness_curve_": "floats", "population_fitness_curve_": "floats", "best_fitness_": "float",

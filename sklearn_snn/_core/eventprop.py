@@ -481,7 +481,6 @@ class EventPropFunction(torch.autograd.Function):
         ctx.spec, ctx.inputs, ctx.recurrent = spec, inputs, tuple(recurrent or ())
         keep = {k: fwd[k] for k in ("events", "spiked", "k_max")}
         ctx.fwd = keep
-        ctx.n_spikes = fwd["n_spikes"]
         ctx.save_for_backward(*weights)
         return fwd["out"]
 

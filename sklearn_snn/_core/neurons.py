@@ -23,7 +23,7 @@ With ``detach_reset`` the reset term carries no gradient (Zenke & Vogels 2021 fo
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 
@@ -97,9 +97,6 @@ class NeuronSpec:
     @property
     def adaptive(self) -> bool:
         return self.model == "alif"
-
-    def with_(self, **kw) -> "NeuronSpec":
-        return replace(self, **kw)
 
 
 def init_state(spec: NeuronSpec, shape, device=None, dtype=torch.float32):
