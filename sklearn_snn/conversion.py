@@ -21,16 +21,15 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._core import conversion as conv
 from ._core.training import TrainConfig, gradient_epochs, new_state
-from .base import (
+from .base import BaseSNN, make_generator
+from .training import run_training
+from .validation import (
     NETWORK_CONSTRAINTS,
     TRAINING_CONSTRAINTS,
-    BaseSNN,
-    _ndim,
     check_hidden_layer_sizes,
-    make_generator,
+    input_ndim,
     validate_snn_input,
 )
-from .training import run_training
 
 __all__ = ["ConvertedSNN"]
 
@@ -44,7 +43,7 @@ def _softmax(z):
 def _check_2d(est, X):
     """Refuse input of 3 or more dimensions with a message that says how to pass it (flattened
     samples and ``input_shape``); 1D input is left to sklearn's validation."""
-    nd = _ndim(X)
+    nd = input_ndim(X)
     if nd > 2:
         shape = tuple(np.shape(X))
         raise ValueError(

@@ -18,13 +18,11 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ._core import eventprop as ep
-from .base import (
+from .base import BaseSNN, GradientSNNMixin, SNNClassifierMixin
+from .validation import (
     NETWORK_CONSTRAINTS,
     TRAINING_CONSTRAINTS,
-    BaseSNN,
-    GradientSNNMixin,
-    SNNClassifierMixin,
-    _HiddenLayerSizes,
+    HiddenLayerSizes,
     check_hidden_layer_sizes,
     validate_snn_input,
 )
@@ -198,7 +196,7 @@ class EventPropClassifier(SNNClassifierMixin, ClassifierMixin, GradientSNNMixin,
 
     _parameter_constraints = {
         **_NETWORK, **_TRAINING,
-        "hidden_layer_sizes": [_HiddenLayerSizes(allow_empty=False)],
+        "hidden_layer_sizes": [HiddenLayerSizes(allow_empty=False)],
         "loss": [StrOptions({"ttfs", "voltage"})],
         "dt": [Interval(Real, 0, None, closed="neither")],
         "input_window": [Interval(Real, 0, None, closed="left")],

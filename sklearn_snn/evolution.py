@@ -26,16 +26,13 @@ from ._core.evolution import (
 )
 from ._core.network import SNN
 from ._core.training import LoopState, Method, Stopping
-from .base import (
+from .base import BaseSNN, GradientSNNMixin, SNNClassifierMixin, make_generator
+from .training import run_training
+from .validation import (
     NETWORK_CONSTRAINTS,
-    BaseSNN,
-    GradientSNNMixin,
-    SNNClassifierMixin,
     check_hidden_layer_sizes,
-    make_generator,
     validate_snn_input,
 )
-from .training import run_training
 
 __all__ = ["EvolvedSNN"]
 

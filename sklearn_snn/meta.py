@@ -53,14 +53,10 @@ from ._core.training import (
     new_state,
     run_epochs,
 )
-from .base import (
-    NETWORK_CONSTRAINTS,
-    check_sample_weight,
-    make_generator,
-    validate_snn_input,
-)
+from .base import make_generator
 from .surrogate import SurrogateSNNClassifier
 from .training import as_callback_list, run_training
+from .validation import NETWORK_CONSTRAINTS, check_sample_weight, validate_snn_input
 
 __all__ = [
     "SNNArchitectureSearch",

@@ -389,7 +389,7 @@ def _connections(module):
 
 
 def _collect_simulated(est, X):
-    from .base import validate_snn_input
+    from .validation import validate_snn_input
 
     Xv, _ = validate_snn_input(est, X, reset=False)
     sim = est.simulate(Xv)
@@ -436,7 +436,7 @@ def _collect_simulated(est, X):
 
 def _collect_wta(est, X):
     """A winner-take-all STDP layer: spike counts from its forward pass (no per-step record)."""
-    from .base import validate_snn_input
+    from .validation import validate_snn_input
 
     Xv, _ = validate_snn_input(est, X, reset=False)
     counts = est._batched(Xv, lambda m, x: m(x).double().cpu().numpy())

@@ -21,8 +21,9 @@ from ._core import encoding as enc
 from ._core import stdp as core
 from ._core.neurons import RESET_MODES, NeuronSpec, as_decay
 from ._core.training import LoopState, Method
-from .base import NETWORK_CONSTRAINTS, BaseSNN, make_generator, validate_snn_input
+from .base import BaseSNN, make_generator
 from .training import run_training
+from .validation import NETWORK_CONSTRAINTS, validate_snn_input
 
 __all__ = ["STDPTransformer", "plot_receptive_fields"]
 

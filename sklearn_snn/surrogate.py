@@ -17,12 +17,10 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ._core.network import READOUTS, SNN
-from .base import (
+from .base import BaseSNN, GradientSNNMixin, SNNClassifierMixin
+from .validation import (
     NETWORK_CONSTRAINTS,
     TRAINING_CONSTRAINTS,
-    BaseSNN,
-    GradientSNNMixin,
-    SNNClassifierMixin,
     check_hidden_layer_sizes,
     standardize_target,
 )

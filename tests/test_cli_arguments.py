@@ -12,7 +12,6 @@ import pytest
 
 from sklearn_snn import _cli_tune, cli
 
-
 _original_run_tune = _cli_tune.run_tune
 
 

@@ -10,11 +10,16 @@ from sklearn.datasets import load_iris, make_blobs
 from sklearn.exceptions import ConvergenceWarning
 
 from sklearn_snn._core import evolution as evo
-from sklearn_snn._core.training import DivergedError
 from sklearn_snn._core.encoding import current
-from sklearn_snn._core.evolution import GeneticAlgorithm, OpenAIES, PopulationSNN, _compiled
+from sklearn_snn._core.evolution import (
+    GeneticAlgorithm,
+    OpenAIES,
+    PopulationSNN,
+    _compiled,
+)
 from sklearn_snn._core.network import SNN
 from sklearn_snn._core.neurons import NeuronSpec
+from sklearn_snn._core.training import DivergedError
 from sklearn_snn.evolution import EvolvedSNN
 
 FAST = dict(hidden_layer_sizes=(8,), max_iter=6, population_size=16, learning_rate_init=0.05, sigma=0.1,

@@ -1,14 +1,18 @@
 """The fused scan against the plain per-step autograd loop, and hand-computed traces."""
+import functools
 import itertools
+import threading
 
 import pytest
 import torch
 
-import functools
-import threading
-
 from sklearn_snn._core import kernels
-from sklearn_snn._core.kernels import leaky_integrate, reference_scan, sparse_linear, spiking_scan
+from sklearn_snn._core.kernels import (
+    leaky_integrate,
+    reference_scan,
+    sparse_linear,
+    spiking_scan,
+)
 from sklearn_snn._core.neurons import NeuronSpec
 from sklearn_snn._core.surrogate import SURROGATES
 

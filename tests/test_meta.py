@@ -14,8 +14,8 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklearn_snn import SurrogateSNNClassifier
 from sklearn_snn._core.hypergradient import HypergradientOptimizer
-from sklearn_snn._core.layers import LeakyReadout, SpikingLinear
 from sklearn_snn._core.kernels import leaky_integrate, spiking_scan
+from sklearn_snn._core.layers import LeakyReadout, SpikingLinear
 from sklearn_snn._core.neurons import NeuronSpec
 from sklearn_snn._core.surrogate import get_surrogate
 from sklearn_snn.meta import (

@@ -26,7 +26,6 @@ from sklearn_snn.model_selection import (
 )
 
 
-
 class EpochSGDClassifier(ClassifierMixin, BaseEstimator):
     """Tiny stand-in for the package's gradient estimators.
 

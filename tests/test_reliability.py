@@ -568,7 +568,7 @@ def test_hidden_layer_sizes_integral_values_accepted(name, cls):
 
 
 def test_check_hidden_layer_sizes():
-    from sklearn_snn.base import check_hidden_layer_sizes
+    from sklearn_snn.validation import check_hidden_layer_sizes
 
     assert check_hidden_layer_sizes((16, np.int32(8), 4.0)) == (16, 8, 4)
     assert check_hidden_layer_sizes(np.array([3, 2])) == (3, 2)

@@ -4,8 +4,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from sklearn.base import clone
-from sklearn.datasets import load_digits, make_classification
+from sklearn.datasets import load_digits
 from sklearn.model_selection import GridSearchCV, cross_val_predict
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -281,7 +280,12 @@ def test_regressor_learns():
 def test_finite_loss_with_non_finite_gradient_stops_training(bad):
     # the loss is finite, one gradient entry is not: no optimiser step is taken with it, the
     # epoch's starting weights come back, and the error says so
-    from sklearn_snn._core.training import DivergedError, TrainConfig, new_state, run_epochs
+    from sklearn_snn._core.training import (
+        DivergedError,
+        TrainConfig,
+        new_state,
+        run_epochs,
+    )
 
     module = torch.nn.Linear(3, 2)
     start = {k: v.clone() for k, v in module.state_dict().items()}
