@@ -13,6 +13,7 @@ from contextlib import contextmanager
 
 import numpy as np
 import torch
+from scipy.special import log_softmax, softmax
 from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 from sklearn.utils._available_if import available_if
@@ -503,15 +504,11 @@ class SNNClassifierMixin:
 
     def predict_proba(self, X):
         """Class probabilities: softmax of the readout, (n_samples, n_classes)."""
-        logits = self._logits(X)
-        z = logits - logits.max(1, keepdims=True)
-        p = np.exp(z)
-        return p / p.sum(1, keepdims=True)
+        return softmax(self._logits(X), axis=1)
 
     def predict_log_proba(self, X):
-        logits = self._logits(X)
-        z = logits - logits.max(1, keepdims=True)
-        return z - np.log(np.exp(z).sum(1, keepdims=True))
+        """Log of :meth:`predict_proba`, computed stably from the readout."""
+        return log_softmax(self._logits(X), axis=1)
 
     def predict(self, X):
         """Predicted class labels."""

@@ -13,6 +13,7 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
+from scipy.special import softmax
 from sklearn.base import ClassifierMixin, _fit_context
 from sklearn.utils import Bunch, check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
@@ -33,11 +34,6 @@ from .validation import (
 
 __all__ = ["ConvertedSNN"]
 
-
-def _softmax(z):
-    z = z - z.max(1, keepdims=True)
-    p = np.exp(z)
-    return p / p.sum(1, keepdims=True)
 
 
 def _check_2d(est, X):
@@ -463,7 +459,7 @@ class ConvertedSNN(ClassifierMixin, BaseSNN):
 
     def predict_proba(self, X, n_steps=None):
         """Softmax of the time-averaged readout after ``n_steps`` steps (default: ``self.n_steps``)."""
-        return _softmax(self._logits(X, n_steps))
+        return softmax(self._logits(X, n_steps), axis=1)
 
     def predict(self, X, n_steps=None):
         """Class labels after ``n_steps`` steps of simulation (default: ``self.n_steps``)."""
