@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import inspect
 import json
 import os
 import subprocess
@@ -32,7 +31,6 @@ import time
 import warnings
 from pathlib import Path
 
-import numpy as np
 
 
 def _digits(args):
@@ -98,25 +96,10 @@ def _digits(args):
 
 
 def _eprop_estimator():
-    """SurrogateSNNClassifier with credit_assignment='eprop' (or an equivalent subclass)."""
+    """SurrogateSNNClassifier trained by e-prop (``credit_assignment='eprop'``)."""
     from sklearn_snn import SurrogateSNNClassifier
 
-    if "credit_assignment" in inspect.signature(SurrogateSNNClassifier).parameters:
-        return SurrogateSNNClassifier, {"credit_assignment": "eprop"}
-
-    from sklearn_snn._core.eprop import eprop_step
-
-    class EpropSNNClassifier(SurrogateSNNClassifier):
-        def _make_step(self, generator):
-            reg_fn = self._regulariser()
-
-            def step(module, xb, yb, wb):
-                x = self._encode(xb, train=True, generator=generator)
-                return eprop_step(module, x, lambda logits: self._loss(logits, yb, wb), reg_fn)
-
-            return step
-
-    return EpropSNNClassifier, {}
+    return SurrogateSNNClassifier, {"credit_assignment": "eprop"}
 
 
 NETS = {

@@ -9,7 +9,7 @@ Data flows one way: arrays -> ``validation.validate_snn_input`` -> tensors (time
 from __future__ import annotations
 
 import copy
-from contextlib import contextmanager
+import dataclasses
 
 import numpy as np
 import torch
@@ -24,6 +24,7 @@ from sklearn.utils.validation import (
 
 from ._core import encoding as enc
 from ._core.neurons import NeuronSpec, as_decay
+from ._core.threads import torch_threads  # thread policy lives in _core.threads
 from ._core.training import DivergedError, TrainConfig, gradient_epochs, new_state
 from .training import run_training
 from .validation import (
@@ -73,18 +74,28 @@ def make_generator(random_state, device="cpu") -> torch.Generator:
     return g
 
 
-@contextmanager
-def torch_threads(n):
-    """Temporarily set torch's intra-op thread count (``None`` leaves it alone)."""
-    if n is None:
-        yield
-        return
-    old = torch.get_num_threads()
-    torch.set_num_threads(int(n))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
+def settings_from_params(estimator, record):
+    """``record`` (a dataclass of settings with defaults) filled from the estimator's own
+    parameters: each estimator's configuration is its parameters, and what an estimator does not
+    have takes the default the record declares (no attribute lookups with ad-hoc defaults).
+
+    Examples
+    --------
+    >>> from sklearn_snn import SurrogateSNNClassifier
+    >>> settings_from_params(SurrogateSNNClassifier(early_stopping=True), FitSettings).early_stopping
+    True
+    """
+    params = estimator.get_params(deep=False)
+    return record(**{f.name: params[f.name] for f in dataclasses.fields(record) if f.name in params})
+
+
+@dataclasses.dataclass(frozen=True)
+class FitSettings:
+    """What :class:`GradientSNNMixin`'s fit reads besides the optimiser's ``TrainConfig``."""
+
+    warm_start: bool = False
+    early_stopping: bool = False
+    validation_fraction: float = 0.1
 
 
 class BaseSNN(BaseEstimator):
@@ -103,22 +114,27 @@ class BaseSNN(BaseEstimator):
         "input_offset_": "array?", "input_scale_": "array?",
     }
 
+    #: Rows per batch in predict / transform / simulate (and the per-epoch validation pass): memory
+    #: of inference is bounded by one batch. Not a parameter; set it on an instance to change it.
+    inference_batch_size = 512
+
     # --- devices and randomness -------------------------------------------------------------
     def _device(self):
-        return resolve_device(getattr(self, "device", "auto"))
+        return resolve_device(self.device)
 
     def _threads(self):
-        return torch_threads(getattr(self, "torch_num_threads", None))
+        return torch_threads(self.torch_num_threads)
 
     # --- input scaling and encoding ----------------------------------------------------------
     def _fit_scaler(self, X):
         """Per-feature scaling learned in fit (2D input only): standardisation for the current
         encoder, min-max to [0, 1] for the spike encoders (which read values as probabilities or
         latencies)."""
-        if X.ndim != 2 or getattr(self, "input_scaling", "auto") is None:
+        kind = self._input_scaling_kind()
+        if X.ndim != 2 or kind is None:
             self.input_offset_, self.input_scale_ = None, None
             return
-        if getattr(self, "encoder", "current") == "current":
+        if kind == "standardize":
             # centre per feature; divide by the feature's std, floored at the median std so that
             # nearly constant features (e.g. border pixels) are not blown up into noise
             off = X.mean(0)
@@ -130,6 +146,13 @@ class BaseSNN(BaseEstimator):
         sc = np.where(sc > 1e-12, sc, 1.0)
         self.input_offset_, self.input_scale_ = off.astype(np.float64), sc.astype(np.float64)
 
+    def _input_scaling_kind(self):
+        """'standardize' (the current encoder), 'minmax' (spike encoders read values as
+        probabilities or latencies) or None (``input_scaling=None``)."""
+        if self.input_scaling is None:
+            return None
+        return "standardize" if self.encoder == "current" else "minmax"
+
     def _scale(self, X):
         if X.ndim == 2 and getattr(self, "input_offset_", None) is not None:
             X = (X - self.input_offset_) / self.input_scale_
@@ -139,11 +162,11 @@ class BaseSNN(BaseEstimator):
         """(B, F) or (B, T, F) tensor -> (T, B, F') input for the network."""
         if xb.dim() == 3:
             xb = xb.transpose(0, 1)
-            return enc.encode(xb, getattr(self, "encoder", "current"), xb.shape[0])
-        return enc.encode(xb, getattr(self, "encoder", "current"), self.n_steps, generator=generator, train=train)
+            return enc.encode(xb, self.encoder, xb.shape[0])
+        return enc.encode(xb, self.encoder, self.n_steps, generator=generator, train=train)
 
     def _n_encoded(self, n_features):
-        return enc.encoded_width(getattr(self, "encoder", "current"), n_features)
+        return enc.encoded_width(self.encoder, n_features)
 
     def _to_tensor(self, X, dtype=torch.float32, device=None):
         # torch.tensor copies, which also makes read-only memmaps safe
@@ -163,7 +186,7 @@ class BaseSNN(BaseEstimator):
         m = self.module_
         was_training = m.training
         m.eval()
-        bs = getattr(self, "inference_batch_size", None) or 512
+        bs = self.inference_batch_size
         try:
             with torch.no_grad():
                 outs = [m(self._encode(Xt[i:i + bs], train=False))[0] for i in range(0, Xt.shape[0], bs)]
@@ -182,7 +205,7 @@ class BaseSNN(BaseEstimator):
         dtype = self._inference_dtype()
         module = self._inference_module(dtype)
         X = self._scale(X)
-        bs = batch_size or getattr(self, "inference_batch_size", None) or 512
+        bs = batch_size or self.inference_batch_size
         outs = []
         with torch.no_grad(), self._threads():
             for start in range(0, X.shape[0], bs):
@@ -211,33 +234,59 @@ class BaseSNN(BaseEstimator):
         return self._batched(X, lambda m, x: m(x)[0].double().cpu().numpy())
 
     def _check_steps(self, X):
-        if X.ndim == 3 and getattr(self, "normalization", None) == "bntt" and X.shape[1] != self.n_steps_in_:
-            raise ValueError(f"This model keeps per-step batch-norm statistics for {self.n_steps_in_} steps; "
-                             f"got X with {X.shape[1]} steps. Pass sequences of the fitted length.")
+        """Hook: refuse 3D input whose number of steps the fitted network cannot take (none here)."""
 
     @available_if(lambda self: not hasattr(self, "module_") or hasattr(self.module_, "run"))
     def simulate(self, X):
         """Run the fitted network on X and return its activity as numpy arrays.
 
+        Memory is bounded by one batch (``inference_batch_size``) during the simulation.
+
         Returns
         -------
         dict with
-            ``spikes``: list, per spiking layer, of arrays (n_samples, n_steps, n_units);
-            ``membrane``: list, per layer (readout last), of membrane potentials before reset,
-            same layout; ``output``: array (n_samples, n_outputs), the readout values.
+            ``spikes``: list, per spiking layer, of arrays (n_samples, n_steps, n_units), 0/1,
+            axis 1 is time; ``membrane``: list, per layer (readout last), of membrane potentials
+            before reset, same layout; ``output``: array (n_samples, n_outputs), the readout
+            values; ``layers``: names of the layers (``spikes[i]`` and ``membrane[i]`` belong to
+            ``layers[i]``); ``n_steps``: int; ``synops``, ``macs``: (n_samples, n_layers)
+            operations per layer and ``ann_macs``: (n_layers,) the equivalent ANN's, and
+            ``input_spikes``: (n_samples,) (NaN for non-binary input), counted as
+            :mod:`sklearn_snn.metrics` documents.
         """
+        from .metrics import SynapticOpCounter
+
         check_is_fitted(self)
         X, _ = validate_snn_input(self, X, reset=False)
+        net = self.module_
+        counter = None
+        if hasattr(net, "hidden") and hasattr(net, "out"):
+            conns = []
+            for i, layer in enumerate(net.hidden):
+                conns.append((i, i - 1, layer.weight))
+                if getattr(layer, "w_rec", None) is not None:
+                    conns.append((i, i, layer.w_rec))
+            conns.append((len(net.hidden), len(net.hidden) - 1, net.out.weight))
+            counter = SynapticOpCounter(conns)
 
         def fn(m, x):
             out, spikes, mems, _ = m.run(x)
-            return {
+            res = {
                 "spikes": [s.transpose(0, 1).float().cpu().numpy() for s in spikes],
                 "membrane": [u.transpose(0, 1).float().cpu().numpy() for u in mems],
                 "output": m.aggregate(out).double().cpu().numpy(),
             }
+            if counter is not None:
+                res.update(counter(x, [s.sum(1) for s in res["spikes"]]))
+            return res
 
-        return self._batched(X, fn)
+        res = self._batched(X, fn)
+        n_layers = len(res["membrane"])
+        res["layers"] = [f"hidden_{i}" for i in range(n_layers - 1)] + ["output"]
+        res["n_steps"] = int(res["membrane"][0].shape[1])
+        if counter is not None:
+            res["ann_macs"] = counter.ann_macs.copy()
+        return res
 
     # --- persistence -------------------------------------------------------------------------
     def __getstate__(self):
@@ -288,60 +337,18 @@ class GradientSNNMixin:
     }
 
     def _train_config(self):
-        return TrainConfig(
-            max_iter=self.max_iter,
-            batch_size=self.batch_size,
-            learning_rate_init=self.learning_rate_init,
-            alpha=self.alpha,
-            solver=getattr(self, "solver", "adam"),
-            lr_schedule=getattr(self, "lr_schedule", "constant"),
-            early_stopping=self.early_stopping,
-            n_iter_no_change=self.n_iter_no_change,
-            tol=self.tol,
-            verbose=int(self.verbose),
-            grad_clip=getattr(self, "grad_clip", None),
-        )
-
-    def _regulariser(self):
-        from ._core.network import activity_penalty
-
-        l1, l2 = getattr(self, "spike_l1", 0.0), getattr(self, "spike_l2", 0.0)
-        band, strength = getattr(self, "target_rate", None), getattr(self, "rate_penalty", 0.0)
-        if not (l1 or l2 or (band is not None and strength)):
-            return None
-        # hidden layers only: run() appends the output layer's spikes for a spiking readout
-        spiking_out = getattr(self, "_readout", getattr(self, "readout", None)) in ("spike_count", "first_spike")
-        return lambda spikes: activity_penalty(spikes[:-1] if spiking_out and len(spikes) > 1 else spikes,
-                                               l1, l2, band, strength)
+        """The optimiser's settings, from the estimator's own parameters (``TrainConfig``'s
+        defaults for those it does not have)."""
+        return settings_from_params(self, TrainConfig)
 
     def _make_step(self, generator):
-        reg_fn = self._regulariser()
-        method = getattr(self, "credit_assignment", "bptt")
-        window = (self.bptt_window or 32) if method == "tbptt" else None
-
-        def step(module, xb, yb, wb):
-            x = self._encode(xb, train=True, generator=generator)
-            if method == "eprop":
-                from ._core.eprop import eprop_step
-
-                return eprop_step(module, x, lambda logits: self._loss(logits, yb, wb), reg_fn)
-            if window is not None and window < x.shape[0]:
-                return module.tbptt_backward(x, lambda logits: self._loss(logits, yb, wb), window, reg_fn)
-            logits, spikes = module(x)
-            loss = self._loss(logits, yb, wb)
-            reg = reg_fn(spikes) if reg_fn is not None else None
-            # the float spike trains are not read by the backward pass (each layer keeps what it
-            # needs, spikes as uint8): dropping them here lowers the peak memory of the step
-            del spikes
-            total = loss + reg if reg is not None else loss
-            total.backward()
-            return float(loss.detach()), float(reg.detach()) if reg is not None else 0.0
-
-        return step
+        """``step(module, xb, yb, wb) -> (loss, reg)`` for one minibatch (forward, loss, backward)."""
+        raise NotImplementedError
 
     def _fit(self, X, y, sample_weight=None, *, incremental, epoch_callback=None, classes=None):
-        first = not (incremental or self.warm_start) or not hasattr(self, "module_")
-        if incremental and self.early_stopping:
+        fs = settings_from_params(self, FitSettings)
+        first = not (incremental or fs.warm_start) or not hasattr(self, "module_")
+        if incremental and fs.early_stopping:
             raise ValueError("partial_fit does not support early_stopping=True; use fit, or set early_stopping=False.")
         if y is None:
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None.")
@@ -375,8 +382,8 @@ class GradientSNNMixin:
         Xs = self._scale(X)
         validate = None
         idx_train = np.arange(X.shape[0])
-        if self.early_stopping and not incremental:
-            idx_train, idx_val = self._validation_split(y)
+        if fs.early_stopping and not incremental:
+            idx_train, idx_val = self._validation_split(y, fs.validation_fraction)
             # validated, scaled and converted once; each epoch runs the module being trained
             Xv, y_val = self._to_tensor(Xs[idx_val], device=device), y[idx_val]
             validate = lambda: self._validation_score(self._training_logits(Xv), y_val)  # noqa: E731
@@ -392,7 +399,7 @@ class GradientSNNMixin:
         with self._threads():
             run_training(self, method, n_epochs, state, epoch_callback=epoch_callback, sync=self._sync_history,
                          incremental=incremental,
-                         keeps=f"the weights {'of the best validation score' if self.early_stopping else 'reached'}"
+                         keeps=f"the weights {'of the best validation score' if fs.early_stopping else 'reached'}"
                                " so far",
                          converge_message=f"Stochastic optimizer: maximum iterations ({self.max_iter}) reached and "
                                           "the optimization hasn't converged yet.")
@@ -421,7 +428,7 @@ class GradientSNNMixin:
         self.t_ = state.t
         self.loss_curve_ = list(state.loss_curve)
         self.reg_curve_ = list(state.reg_curve)
-        if self.early_stopping:
+        if settings_from_params(self, FitSettings).early_stopping:
             self.validation_scores_ = list(state.validation_scores)
             self.best_validation_score_ = state.best_validation_score
             self.best_loss_ = None
@@ -430,12 +437,12 @@ class GradientSNNMixin:
             self.best_validation_score_ = None
             self.best_loss_ = state.best_loss
 
-    def _validation_split(self, y):
+    def _validation_split(self, y, validation_fraction):
         from sklearn.model_selection import train_test_split
 
         idx = np.arange(len(y))
         stratify = y if (not self._y_numeric and np.unique(y).size > 1) else None
-        n_val = max(1, int(round(self.validation_fraction * len(y))))
+        n_val = max(1, int(round(validation_fraction * len(y))))
         if stratify is not None and n_val < np.unique(y).size:
             stratify = None
         if len(y) - n_val < 1:

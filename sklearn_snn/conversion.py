@@ -206,6 +206,39 @@ class ConvertedSNN(ClassifierMixin, BaseSNN):
         **{k: NETWORK_CONSTRAINTS[k] for k in ("device", "torch_num_threads", "random_state", "verbose")},
     }
 
+    @classmethod
+    def default_search_space(cls):
+        """Optuna distributions for the parameters worth tuning (the default of ``OptunaSearchCV``).
+
+        The MLP trained when ``ann=None``: ``hidden_layer_sizes`` (64, 128, 256, 128x64),
+        ``activation`` (relu, clip, qcfs), ``qcfs_levels`` (2 to 16, log), ``learning_rate_init``
+        (1e-4 to 1e-2, log) and ``alpha`` (1e-6 to 1e-2, log); the conversion: ``n_steps`` (8 to
+        64), ``normalization`` (percentile, max) and ``percentile`` (99 to 100). ``max_iter``,
+        ``batch_size`` and ``calibration_size`` set the cost of a trial and are left to the user.
+
+        Returns
+        -------
+        space : dict of str to optuna.distributions.BaseDistribution
+            ``hidden_layer_sizes`` choices are strings such as ``"128x64"``, which
+            :class:`~sklearn_snn.model_selection.OptunaSearchCV` decodes to tuples.
+        """
+        from optuna.distributions import (
+            CategoricalDistribution,
+            FloatDistribution,
+            IntDistribution,
+        )
+
+        return {
+            "hidden_layer_sizes": CategoricalDistribution(["64", "128", "256", "128x64"]),
+            "activation": CategoricalDistribution(["relu", "clip", "qcfs"]),
+            "qcfs_levels": IntDistribution(2, 16, log=True),
+            "learning_rate_init": FloatDistribution(1e-4, 1e-2, log=True),
+            "alpha": FloatDistribution(1e-6, 1e-2, log=True),
+            "n_steps": IntDistribution(8, 64, step=8),
+            "normalization": CategoricalDistribution(["percentile", "max"]),
+            "percentile": FloatDistribution(99.0, 100.0),
+        }
+
     def __init__(self, ann=None, *, hidden_layer_sizes=(100,), activation="relu", qcfs_levels=8, n_steps=32,
                  normalization="percentile", percentile=99.9, calibration="bias", calibration_size=512,
                  input_shape=None, alpha=1e-4, batch_size="auto", learning_rate_init=1e-3, max_iter=200,
@@ -505,6 +538,50 @@ class ConvertedSNN(ClassifierMixin, BaseSNN):
         out = self._batched(X, fn)
         acc = (self.classes_[out["snn"]] == y[:, None]).mean(0)
         return Bunch(steps=steps, accuracy=acc, ann_accuracy=float(np.mean(self.classes_[out["ann"]] == y)))
+
+    def simulate(self, X, n_steps=None):
+        """Run the converted network on X and return its activity as numpy arrays.
+
+        Memory is bounded by one batch (``inference_batch_size``) during the simulation.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        n_steps : int or None, default=None
+            Steps to simulate (default: ``self.n_steps``).
+
+        Returns
+        -------
+        dict with
+            ``spikes``: list, per IF layer, of arrays (n_samples, n_steps, n_units) (units of a
+            convolutional layer flattened), 0/1, axis 1 is time; ``membrane``: list, per IF
+            layer, of membrane potentials before reset, same layout (the readout has no
+            membrane: it is the time average of its input current); ``output``: (n_samples,
+            n_outputs) the time-averaged readout (logits estimate, as ``decision_function`` before
+            the binary reduction); ``layers``: the IF layers' names (keys of ``firing_rates_``)
+            and ``'output'``; ``n_steps``: int; ``synops``, ``macs``: (n_samples, n_layers)
+            operations per layer, ``ann_macs``: (n_layers,) the equivalent ANN's;
+            ``input_spikes``: (n_samples,) NaN (the input is an analog current).
+        """
+        n_steps = self._check_n_steps(n_steps)
+        X = self._validated(X)
+
+        def fn(m, x):
+            rec = m.record(x, n_steps)
+            return {
+                "spikes": [s.transpose(0, 1).float().cpu().numpy() for s in rec["spikes"]],
+                "membrane": [u.transpose(0, 1).float().cpu().numpy() for u in rec["membrane"]],
+                "output": rec["output"].double().cpu().numpy(),
+                "synops": rec["ac"].numpy(), "macs": rec["mac"].numpy(),
+                "ann_macs": rec["ann"].numpy()[None],
+                "input_spikes": np.full(x.shape[0], np.nan),
+            }
+
+        res = self._batched(X, fn)
+        res["ann_macs"] = res["ann_macs"][0]
+        res["layers"] = list(self._named_rates([0.0] * len(self.module_.spiking_layers))) + ["output"]
+        res["n_steps"] = n_steps
+        return res
 
     def firing_rates(self, X, n_steps=None):
         """Mean firing rate (spikes per neuron per step) of each spiking layer on X.

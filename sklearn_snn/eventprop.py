@@ -207,8 +207,37 @@ class EventPropClassifier(SNNClassifierMixin, ClassifierMixin, GradientSNNMixin,
         "init_std": [Interval(Real, 0, None, closed="left")],
     }
     _y_numeric = False
-    # 2D input is min-max scaled by BaseSNN (spike encoders read values in [0, 1])
-    encoder = "latency"
+
+    @classmethod
+    def default_search_space(cls):
+        """Optuna distributions for the parameters worth tuning (the default of ``OptunaSearchCV``).
+
+        ``hidden_layer_sizes`` (50, 100, 200, 100x50), ``tau_mem`` (10 to 40, log) and
+        ``tau_syn`` (2 to 8, log; disjoint ranges, since the two must differ), ``tau0`` (0.2 to 2,
+        log), ``tau1`` (2 to 20, log) and ``ttfs_reg`` (1e-4 to 1e-2, log) of the ttfs loss,
+        ``init_mean`` (0.5 to 3), ``learning_rate_init`` (1e-3 to 2e-2, log) and ``alpha`` (1e-6
+        to 1e-2, log). ``max_iter``, ``batch_size``, ``n_steps`` and ``dt`` set the cost of a
+        trial and are left to the user.
+
+        Returns
+        -------
+        space : dict of str to optuna.distributions.BaseDistribution
+            ``hidden_layer_sizes`` choices are strings such as ``"128x64"``, which
+            :class:`~sklearn_snn.model_selection.OptunaSearchCV` decodes to tuples.
+        """
+        from optuna.distributions import CategoricalDistribution, FloatDistribution
+
+        return {
+            "hidden_layer_sizes": CategoricalDistribution(["50", "100", "200", "100x50"]),
+            "tau_mem": FloatDistribution(10.0, 40.0, log=True),
+            "tau_syn": FloatDistribution(2.0, 8.0, log=True),
+            "tau0": FloatDistribution(0.2, 2.0, log=True),
+            "tau1": FloatDistribution(2.0, 20.0, log=True),
+            "ttfs_reg": FloatDistribution(1e-4, 1e-2, log=True),
+            "init_mean": FloatDistribution(0.5, 3.0),
+            "learning_rate_init": FloatDistribution(1e-3, 2e-2, log=True),
+            "alpha": FloatDistribution(1e-6, 1e-2, log=True),
+        }
 
     def __init__(self, hidden_layer_sizes=(200,), *, loss="ttfs", n_steps=25, dt=2.0, tau_mem=20.0, tau_syn=5.0,
                  threshold=1.0, recurrent=False, input_window=15.0, tau0=0.5, tau1=6.4, ttfs_reg=3e-3,
@@ -260,6 +289,10 @@ class EventPropClassifier(SNNClassifierMixin, ClassifierMixin, GradientSNNMixin,
 
     def _n_encoded(self, n_features):
         return n_features + 1  # + the bias spike
+
+    def _input_scaling_kind(self):
+        # 2D input is min-max scaled to [0, 1], which _encode turns into spike latencies
+        return None if self.input_scaling is None else "minmax"
 
     def _encode(self, xb, train=False, generator=None):
         """(B, F) values or (B, T, F) spike arrays -> :class:`SpikeEvents` with a bias input."""
@@ -332,10 +365,24 @@ class EventPropClassifier(SNNClassifierMixin, ClassifierMixin, GradientSNNMixin,
             ``membrane``: list, per layer, of membrane potentials at the end of each step
             (after reset); ``output``: (n_samples, n_classes) first spike times (``ttfs``,
             pseudo times for silent neurons) or maximum voltages (``voltage``);
-            ``n_spikes``: (n_samples, n_spiking_layers) spike counts.
+            ``n_spikes``: (n_samples, n_spiking_layers) spike counts; ``layers``, ``n_steps``,
+            ``synops``, ``macs``, ``ann_macs`` and ``input_spikes`` as in
+            :meth:`sklearn_snn.base.BaseSNN.simulate`.
         """
+        from .metrics import SynapticOpCounter
+
         check_is_fitted(self)
         X, _ = validate_snn_input(self, X, reset=False)
+        conns, k = [], 0
+        recurrent = tuple(self.module_.recurrent)
+        for i, rec in enumerate(recurrent):
+            conns.append((i, i - 1, self.module_.weights[k]))
+            k += 1
+            if rec:
+                conns.append((i, i, self.module_.weights[k]))
+                k += 1
+        conns.append((len(recurrent), len(recurrent) - 1, self.module_.weights[k]))
+        counter = SynapticOpCounter(conns)
 
         def fn(m, x):
             spec = m.run_spec(x)
@@ -348,9 +395,14 @@ class EventPropClassifier(SNNClassifierMixin, ClassifierMixin, GradientSNNMixin,
                 "membrane": [v.transpose(0, 1).float().cpu().numpy() for v in res["voltages"]],
                 "output": res["out"].double().cpu().numpy(),
                 "n_spikes": np.stack([s.sum(axis=(1, 2)) for s in spikes], 1),
+                **counter(x, [s.sum(1) for s in spikes]),
             }
 
-        return self._batched(X, fn)
+        res = self._batched(X, fn)
+        res["layers"] = [f"hidden_{i}" for i in range(len(recurrent))] + ["output"]
+        res["n_steps"] = int(res["membrane"][0].shape[1])
+        res["ann_macs"] = counter.ann_macs.copy()
+        return res
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -251,6 +251,40 @@ class EvolvedSNN(ClassifierMixin, SNNClassifierMixin, BaseSNN):
         "architecture_": "records?",
     }
 
+    @classmethod
+    def default_search_space(cls):
+        """Optuna distributions for the parameters worth tuning (the default of ``OptunaSearchCV``).
+
+        ``hidden_layer_sizes`` (16, 32, 64), ``population_size`` (16 to 128, log), ``sigma`` (0.01
+        to 0.3, log), ``learning_rate_init`` (1e-3 to 5e-2, log; Adam step of the default
+        'openai-es'), ``tau_mem`` (2 to 40 steps, log), ``threshold`` (0.5 to 2), ``n_steps`` (5 to
+        20) and ``encoder`` (current, rate, latency). ``max_iter`` and ``batch_size`` set the cost
+        of a trial and are left to the user; ``strategy`` is a choice of algorithm, not a
+        hyperparameter.
+
+        Returns
+        -------
+        space : dict of str to optuna.distributions.BaseDistribution
+            ``hidden_layer_sizes`` choices are strings such as ``"128x64"``, which
+            :class:`~sklearn_snn.model_selection.OptunaSearchCV` decodes to tuples.
+        """
+        from optuna.distributions import (
+            CategoricalDistribution,
+            FloatDistribution,
+            IntDistribution,
+        )
+
+        return {
+            "hidden_layer_sizes": CategoricalDistribution(["16", "32", "64"]),
+            "population_size": IntDistribution(16, 128, log=True),
+            "sigma": FloatDistribution(0.01, 0.3, log=True),
+            "learning_rate_init": FloatDistribution(1e-3, 5e-2, log=True),
+            "tau_mem": FloatDistribution(2.0, 40.0, log=True),
+            "threshold": FloatDistribution(0.5, 2.0),
+            "n_steps": IntDistribution(5, 20, step=5),
+            "encoder": CategoricalDistribution(["current", "rate", "latency"]),
+        }
+
     def __init__(self, hidden_layer_sizes=(64,), *, strategy="openai-es", population_size=64, sigma=0.05,
                  learning_rate_init=0.01, alpha=0.0, strategy_params=None, fitness="cross_entropy",
                  batch_size="auto", max_iter=300, n_iter_no_change=50, tol=1e-4, architecture=None,

@@ -392,9 +392,9 @@ class SNNArchitectureSearch(MetaEstimatorMixin, BaseEstimator):
     def _fit_multi(self, X, y, **fit_params):
         import optuna
 
-        from .model_selection import _decode, _prepare_space
+        from .model_selection import decode_params, prepare_search_space
 
-        space, decoders = _prepare_space(self.search_space())
+        space, decoders = prepare_search_space(self.search_space())
         base = self._estimator()
         cv = check_cv(self.cv, y, classifier=is_classifier(base))
         folds = list(cv.split(X, y))
@@ -414,7 +414,7 @@ class SNNArchitectureSearch(MetaEstimatorMixin, BaseEstimator):
                 if self.timeout is not None and time.monotonic() - start >= self.timeout:
                     break
                 trial = study.ask(space)
-                params = _decode(trial.params, decoders)
+                params = decode_params(trial.params, decoders)
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", ConvergenceWarning)
                     res = cross_validate(clone(base).set_params(**params), X, y, cv=folds,
@@ -795,20 +795,42 @@ class MetaSNNClassifier(SurrogateSNNClassifier):
         "meta_loss_curve_": "floats", "inner_lrs_": "array?", "n_meta_iter_": "int",
     }
 
-    # fixed settings of the shared training machinery (not parameters of this estimator)
-    early_stopping = False
-    validation_fraction = 0.1
-    n_iter_no_change = 10
-    tol = 1e-4
-    warm_start = False
-    bptt_window = None
-    credit_assignment = "bptt"
-    normalization = None
-    lr_schedule = "constant"
-    spike_l1 = 0.0
-    spike_l2 = 0.0
-    target_rate = None
-    rate_penalty = 0.0
+
+    @classmethod
+    def default_search_space(cls):
+        """Optuna distributions for the parameters worth tuning (the default of ``OptunaSearchCV``).
+
+        A search calls ``fit``, which trains from a random initialisation (clones are not
+        meta-fitted), so only the network and its training are searched: ``neuron`` ('lif' or
+        'cuba'), ``tau_mem`` (2 to 40 steps, log), ``tau_syn`` (2 to 20 steps, log),
+        ``threshold`` (0.5 to 2), ``surrogate_slope`` (1 to 25, log), ``hidden_layer_sizes`` (16,
+        32, 64, 128; few-shot tasks are small), ``learning_rate_init`` (1e-3 to 3e-2, log),
+        ``n_steps`` (5 to 20) and ``encoder`` (current, rate, latency). The ``meta_*`` parameters
+        act in ``meta_fit`` only.
+
+        Returns
+        -------
+        space : dict of str to optuna.distributions.BaseDistribution
+            ``hidden_layer_sizes`` choices are strings such as ``"128x64"``, which
+            :class:`~sklearn_snn.model_selection.OptunaSearchCV` decodes to tuples.
+        """
+        from optuna.distributions import (
+            CategoricalDistribution,
+            FloatDistribution,
+            IntDistribution,
+        )
+
+        return {
+            "neuron": CategoricalDistribution(["lif", "cuba"]),
+            "tau_mem": FloatDistribution(2.0, 40.0, log=True),
+            "tau_syn": FloatDistribution(2.0, 20.0, log=True),
+            "threshold": FloatDistribution(0.5, 2.0),
+            "surrogate_slope": FloatDistribution(1.0, 25.0, log=True),
+            "hidden_layer_sizes": CategoricalDistribution(["16", "32", "64", "128"]),
+            "learning_rate_init": FloatDistribution(1e-3, 3e-2, log=True),
+            "n_steps": IntDistribution(5, 20, step=5),
+            "encoder": CategoricalDistribution(["current", "rate", "latency"]),
+        }
 
     def __init__(self, hidden_layer_sizes=(64,), *, n_steps=10, neuron="lif", tau_mem=10.0, tau_syn=5.0,
                  threshold=1.0, reset="subtract", surrogate="fast_sigmoid", surrogate_slope=5.0, recurrent=False,

@@ -20,6 +20,13 @@ Neuron state updates (leak, threshold, reset) and memory traffic are not counted
 network, as is usual for SynOps comparisons; the figures are a first-order estimate, not a
 measurement of any chip.
 
+Where the numbers come from
+---------------------------
+Everything is read from the estimator's public ``simulate(X)`` (the activity contract of
+:func:`record_activity`): its spikes, layer names and the operation counts the estimator makes
+with :class:`SynapticOpCounter` (or, for a converted network with convolutions, with the same
+rules layer by layer). Nothing here depends on the kind of network.
+
 Energy per operation
 --------------------
 Horowitz (2014) estimates, for a 45 nm CMOS process at 0.9 V: 32-bit floating-point add 0.9 pJ,
@@ -43,7 +50,7 @@ import torch
 from sklearn.utils import Bunch
 from sklearn.utils.validation import check_is_fitted
 
-__all__ = ["ENERGY_PER_OP", "SpikeStats", "spike_stats", "ann_macs"]
+__all__ = ["ENERGY_PER_OP", "SpikeStats", "spike_stats", "ann_macs", "record_activity", "final_estimator"]
 
 #: Energy in joules of one 32-bit floating-point MAC (multiply 3.7 pJ + add 0.9 pJ) and one
 #: accumulate (add, 0.9 pJ), 45 nm process (Horowitz, ISSCC 2014).
@@ -171,13 +178,13 @@ def _check_energy_per_op(energy_per_op):
 def spike_stats(estimator, X, *, energy_per_op=None, ann_steps="auto"):
     """Spike counts, firing rates, synaptic operations and energy of a fitted SNN on ``X``.
 
-    Works for every SNN estimator of the package: those with a ``simulate(X)`` method (the
-    gradient-trained networks, EventProp, EvolvedSNN, and any estimator whose ``simulate``
-    returns ``{'spikes': [per layer (n_samples, n_steps, n_units)], ...}``), ``ConvertedSNN``
-    (simulated layer by layer here) and ``STDPTransformer`` (its winner-take-all layer). In a
-    :class:`~sklearn.pipeline.Pipeline` the last spiking step is measured, on ``X`` transformed
-    by the steps before it; a fitted search object stands for its ``best_estimator_``. The counting rules and energy figures are in the module
-    docstring (:mod:`sklearn_snn.metrics`).
+    Works for every estimator with a ``simulate(X)`` method (every network of the package):
+    the spikes, the operation counts and the layer names all come from ``simulate``'s dict
+    (see :func:`record_activity`); an estimator whose ``simulate`` reports no operation counts
+    gets spike counts and rates only (and a note). In a :class:`~sklearn.pipeline.Pipeline` the
+    last step with ``simulate`` is measured, on ``X`` transformed by the steps before it; a
+    fitted search object stands for its ``best_estimator_``. The counting rules and energy
+    figures are in the module docstring (:mod:`sklearn_snn.metrics`).
 
     Parameters
     ----------
@@ -254,24 +261,8 @@ def spike_stats(estimator, X, *, energy_per_op=None, ann_steps="auto"):
     costs = _check_energy_per_op(energy_per_op)
     if ann_steps != "auto" and (isinstance(ann_steps, bool) or int(ann_steps) < 1):
         raise ValueError(f"ann_steps must be 'auto' or a positive integer, got {ann_steps!r}.")
-    estimator, X = _unwrap(estimator, X)
-    check_is_fitted(estimator)
-    module = getattr(estimator, "module_", None)
-    from ._core.conversion import SpikingNetwork
-    from ._core.stdp import WTALayer
-
-    if isinstance(module, SpikingNetwork):
-        raw = _collect_converted(estimator, X)
-    elif isinstance(module, WTALayer) and not hasattr(estimator, "simulate"):
-        raw = _collect_wta(estimator, X)
-    elif hasattr(estimator, "simulate"):
-        raw = _collect_simulated(estimator, X)
-    else:
-        raise TypeError(
-            f"spike_stats needs an estimator with a simulate(X) method returning "
-            f"{{'spikes': [per layer (n_samples, n_steps, n_units)], ...}} or a converted network; "
-            f"{type(estimator).__name__} has neither."
-        )
+    estimator, X = final_estimator(estimator, X)
+    raw = _from_activity(record_activity(estimator, X))
     if ann_steps == "auto":
         ann_steps = raw["n_steps"] if getattr(estimator, "input_ndim_", 2) == 3 else 1
     return _summarise(raw, costs, int(ann_steps))
@@ -302,7 +293,7 @@ def ann_macs(estimator):
     >>> ann_macs(MLPClassifier((10,), max_iter=300, random_state=0).fit(X, y))
     70
     """
-    est, _ = _unwrap(estimator, None)
+    est, _ = final_estimator(estimator)
     coefs = getattr(est, "coefs_", None)
     if coefs is None:
         raise TypeError(f"ann_macs needs a fitted estimator with coefs_ (an MLP); got {type(est).__name__}.")
@@ -310,234 +301,217 @@ def ann_macs(estimator):
 
 
 # ------------------------------------------------------------------------------------------
-# collecting activity
+# the activity contract: every estimator's simulate(X)
 # ------------------------------------------------------------------------------------------
-def _unwrap(estimator, X):
+def final_estimator(estimator, X=None):
+    """The network a metric or display measures, and ``X`` as that network receives it.
+
+    A fitted search object stands for its ``best_estimator_``; in a
+    :class:`~sklearn.pipeline.Pipeline` the last step with a ``simulate`` method is taken (the
+    last step when none has one) and ``X`` is passed through the steps before it with their
+    public ``transform``.
+
+    Parameters
+    ----------
+    estimator : estimator, Pipeline or fitted search
+    X : array-like or None, default=None
+        None skips the transformation.
+
+    Returns
+    -------
+    estimator, X
+
+    Examples
+    --------
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.preprocessing import MinMaxScaler
+    >>> from sklearn_snn import SurrogateSNNClassifier
+    >>> from sklearn_snn.metrics import final_estimator
+    >>> pipe = make_pipeline(MinMaxScaler(), SurrogateSNNClassifier())
+    >>> type(final_estimator(pipe)[0]).__name__
+    'SurrogateSNNClassifier'
+    """
     est = getattr(estimator, "best_estimator_", estimator)
-    if hasattr(est, "steps"):  # Pipeline: the last spiking step, X transformed by the steps before it
+    if hasattr(est, "steps"):
         steps = [s for _, s in est.steps]
-        k = next((i for i in range(len(steps) - 1, -1, -1)
-                  if hasattr(steps[i], "simulate") or hasattr(steps[i], "module_")), len(steps) - 1)
+        k = next((i for i in range(len(steps) - 1, -1, -1) if hasattr(steps[i], "simulate")), len(steps) - 1)
         if X is not None and k > 0:
             X = est[:k].transform(X)
         est = steps[k]
     return est, X
 
 
+def record_activity(estimator, X):
+    """``estimator.simulate(X)`` (after :func:`final_estimator`), checked against the contract.
+
+    Every estimator of the package returns from ``simulate(X)`` a dict with at least
+
+    - ``spikes``: list, one entry per spiking layer, of arrays (n_samples, n_steps, n_units)
+      holding 0/1 (axis 1 is time);
+    - ``membrane``: list, one entry per layer with a membrane, same layout (membrane potential
+      before reset; a layer without state, such as the converted network's readout, has none);
+    - ``output``: array (n_samples, n_outputs), the readout values;
+    - ``layers``: list of str, the names of the layers, ``spikes[i]`` and ``membrane[i]``
+      belonging to ``layers[i]`` (a last name without spikes is a non-spiking readout);
+    - ``n_steps``: int, the number of simulated steps;
+
+    and, where the estimator counts its operations, ``synops`` and ``macs`` (n_samples,
+    n_layers), ``ann_macs`` (n_layers,) and ``input_spikes`` (n_samples,), see
+    :class:`SynapticOpCounter`. This function fills ``layers`` and ``n_steps`` when a third-party
+    ``simulate`` leaves them out.
+
+    Parameters
+    ----------
+    estimator : fitted estimator with ``simulate``, Pipeline holding one, or fitted search
+    X : array-like
+
+    Returns
+    -------
+    dict
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn_snn import SurrogateSNNClassifier
+    >>> from sklearn_snn.metrics import record_activity
+    >>> X, y = load_iris(return_X_y=True)
+    >>> clf = SurrogateSNNClassifier((8,), n_steps=5, max_iter=2, random_state=0).fit(X, y)
+    >>> act = record_activity(clf, X[:3])
+    >>> act["layers"], act["spikes"][0].shape, act["output"].shape
+    (['hidden_0', 'output'], (3, 5, 8), (3, 3))
+    """
+    est, X = final_estimator(estimator, X)
+    if not hasattr(est, "simulate"):
+        raise TypeError(
+            f"{type(est).__name__} has no simulate(X) method, so its activity cannot be recorded; "
+            f"simulate(X) must return {{'spikes': [per layer (n_samples, n_steps, n_units)], "
+            f"'membrane': [...], 'output': ...}}.")
+    check_is_fitted(est)
+    act = dict(est.simulate(X))
+    if "spikes" not in act:
+        raise TypeError(f"{type(est).__name__}.simulate(X) returned no 'spikes' entry (keys {sorted(act)}).")
+    act["spikes"] = [np.asarray(s) for s in act["spikes"]]
+    if "layers" not in act:
+        act["layers"] = [f"layer_{i}" for i in range(max(len(act["spikes"]), len(act.get("membrane", []))))]
+    if "n_steps" not in act:
+        traces = act["spikes"] or act.get("membrane", [])
+        act["n_steps"] = int(np.asarray(traces[0]).shape[1]) if len(traces) else 0
+    return act
+
+
 def _fan_out(W):
     """Non-zero outgoing weights of every presynaptic neuron of a (n_post, n_pre) matrix."""
-    return (W.detach() != 0).sum(0).double().cpu().numpy()
+    W = W.detach().cpu() if isinstance(W, torch.Tensor) else torch.as_tensor(np.asarray(W))
+    return (W != 0).sum(0).double().numpy()
 
 
-def _nnz(W):
-    return float((W.detach() != 0).sum())
+def input_events(x):
+    """Non-zero input values per sample and channel of an encoded batch, and whether it is binary.
 
+    Parameters
+    ----------
+    x : Tensor (n_steps, batch, n_in) or a sparse event list
+        The encoded input a network receives. A constant current (a stride-0 time axis) is
+        counted once, as it is projected once; an event list (``batch``, ``neuron``,
+        ``batch_size``, ``n_neurons`` attributes) counts one spike per entry.
 
-def _input_events(est, X):
-    """Per sample and input channel, the non-zero input values (counted once for a constant
-    current) and whether the encoded input is binary spikes."""
+    Returns
+    -------
+    counts : ndarray (batch, n_in)
+    binary : bool
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_snn.metrics import input_events
+    >>> counts, binary = input_events(torch.tensor([[[1., 0.]], [[1., 1.]]]))
+    >>> counts.tolist(), binary
+    ([[2.0, 1.0]], True)
+    """
     from ._core.encoding import is_static
 
-    dtype = est._inference_dtype() if hasattr(est, "_inference_dtype") else torch.float64
-    Xs = est._scale(X) if hasattr(est, "_scale") else X
-    counts, binary, n_steps = [], True, None
-    with torch.no_grad():
-        for start in range(0, X.shape[0], 512):
-            xb = torch.tensor(np.asarray(Xs[start:start + 512]), dtype=dtype)
-            x = est._encode(xb, train=False)
-            if isinstance(x, torch.Tensor):
-                n_steps = x.shape[0]
-                binary = binary and bool(((x == 0) | (x == 1)).all())
-                nz = (x[:1] if is_static(x) else x) != 0
-                counts.append(nz.sum(0).double().numpy())
-            else:  # a sparse event list (EventProp's SpikeEvents): every entry is a spike
-                n_steps = x.n_steps
-                c = torch.zeros(x.batch_size * x.n_neurons, dtype=torch.float64)
-                c.index_add_(0, x.batch * x.n_neurons + x.neuron, torch.ones(len(x), dtype=torch.float64))
-                counts.append(c.view(x.batch_size, x.n_neurons).numpy())
-    return np.concatenate(counts), binary, n_steps
+    if isinstance(x, torch.Tensor):
+        binary = bool(((x == 0) | (x == 1)).all())
+        nz = (x[:1] if is_static(x) else x) != 0
+        return nz.sum(0).double().cpu().numpy(), binary
+    c = torch.zeros(x.batch_size * x.n_neurons, dtype=torch.float64)
+    c.index_add_(0, (x.batch * x.n_neurons + x.neuron).cpu(), torch.ones(len(x.batch), dtype=torch.float64))
+    return c.view(x.batch_size, x.n_neurons).numpy(), True
 
 
-def _connections(module):
-    """(target row, source row or -1 for the input, weight (n_post, n_pre)) of known modules."""
-    from ._core.network import SNN
+class SynapticOpCounter:
+    """Counts synaptic operations of simulated batches by the rules of :mod:`sklearn_snn.metrics`.
 
-    if isinstance(module, SNN):
-        conns = []
-        for i, layer in enumerate(module.hidden):
-            conns.append((i, i - 1, layer.weight))
-            if getattr(layer, "w_rec", None) is not None:
-                conns.append((i, i, layer.w_rec))
-        conns.append((len(module.hidden), len(module.hidden) - 1, module.out.weight))
-        return conns, len(module.hidden) + 1
-    weights = getattr(module, "weights", None)
-    recurrent = getattr(module, "recurrent", None)
-    if weights is not None and isinstance(recurrent, tuple):  # EventPropNet
-        conns, k = [], 0
-        for i, rec in enumerate(recurrent):
-            conns.append((i, i - 1, weights[k]))
-            k += 1
-            if rec:
-                conns.append((i, i, weights[k]))
-                k += 1
-        conns.append((len(recurrent), len(recurrent) - 1, weights[k]))
-        return conns, len(recurrent) + 1
-    W = getattr(module, "weight", None)
-    if isinstance(W, torch.Tensor) and W.dim() == 2:  # one layer (e.g. a WTA layer)
-        return [(0, -1, W)], 1
-    return None, None
+    For ``simulate`` implementations: built once from the network's connections, called on every
+    batch with the encoded input and the spike counts of the layers.
+
+    Parameters
+    ----------
+    connections : list of (target, source, weight)
+        ``weight`` (n_post, n_pre) feeds layer ``target`` from layer ``source`` (``-1``: the
+        input). Layers are numbered as in ``simulate``'s ``layers``.
+
+    Attributes
+    ----------
+    ann_macs : ndarray (n_layers,)
+        Non-zero weights feeding each layer: the equivalent ANN's MACs per forward pass.
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> from sklearn_snn.metrics import SynapticOpCounter
+    >>> counter = SynapticOpCounter([(0, -1, np.ones((2, 3))), (1, 0, np.ones((4, 2)))])
+    >>> ops = counter(torch.ones(5, 1, 3), [np.array([[3.0, 0.0]])])
+    >>> ops["synops"].tolist(), counter.ann_macs.tolist()
+    ([[30.0, 12.0]], [6.0, 8.0])
+    """
+
+    def __init__(self, connections):
+        self.n_layers = max(t for t, _, _ in connections) + 1
+        self.connections = [(int(t), int(s), _fan_out(W)) for t, s, W in connections]
+        self.ann_macs = np.zeros(self.n_layers)
+        for t, _, fan in self.connections:
+            self.ann_macs[t] += fan.sum()
+
+    def __call__(self, x, spike_counts):
+        """``synops``, ``macs`` (batch, n_layers) and ``input_spikes`` (batch,) of one batch.
+
+        ``spike_counts[i]`` is (batch, n_units): the spikes of layer ``i`` summed over time.
+        """
+        in_counts, binary = input_events(x)
+        n = in_counts.shape[0]
+        synops, macs = np.zeros((n, self.n_layers)), np.zeros((n, self.n_layers))
+        for target, source, fan in self.connections:
+            if source < 0:
+                (synops if binary else macs)[:, target] += in_counts @ fan
+            else:
+                synops[:, target] += np.asarray(spike_counts[source], dtype=float) @ fan
+        input_spikes = in_counts.sum(1) if binary else np.full(n, np.nan)
+        return {"synops": synops, "macs": macs, "input_spikes": input_spikes}
 
 
-def _collect_simulated(est, X):
-    from .validation import validate_snn_input
-
-    Xv, _ = validate_snn_input(est, X, reset=False)
-    sim = est.simulate(Xv)
-    spikes = [np.asarray(s) for s in sim["spikes"]]
-    n = Xv.shape[0]
-    n_steps = spikes[0].shape[1] if spikes else None
-    counts = [s.sum(1) for s in spikes]  # (n, H)
+def _from_activity(act):
+    """The per-layer tallies of :func:`_summarise` from a recorded activity."""
+    spikes = act["spikes"]
+    layers = list(act["layers"])
+    n = int(np.asarray(act["output"]).shape[0]) if "output" in act else int(spikes[0].shape[0])
+    counts = [s.sum(1).astype(float) for s in spikes]
+    widths = [s.shape[2] for s in spikes]
+    if len(layers) > len(widths) and "output" in act:
+        widths.append(int(np.asarray(act["output"]).reshape(n, -1).shape[1]))
+    layers = layers[:len(widths)]
     notes = []
-    conns, n_rows = _connections(getattr(est, "module_", None))
-    if conns is None:
-        notes.append(f"the network of {type(est).__name__} is not known to spike_stats: spike counts and "
-                     "rates only, no operation counts")
-        n_rows = len(spikes)
-    in_counts, binary = None, True
-    if conns is not None:
-        try:
-            in_counts, binary, enc_steps = _input_events(est, Xv)
-            n_steps = n_steps or enc_steps
-        except (AttributeError, TypeError, ValueError) as exc:
-            notes.append(f"the encoded input could not be rebuilt ({exc}); input operations not counted")
-    widths = []
-    for r in range(n_rows):
-        if r < len(counts):
-            widths.append(counts[r].shape[1])
-        else:
-            widths.append(int(next(W.shape[0] for t, _, W in conns if t == r)))
-    synops, macs, annm = np.zeros((n, n_rows)), np.zeros((n, n_rows)), np.zeros(n_rows)
-    for target, source, W in conns or []:
-        fan = _fan_out(W)
-        annm[target] += _nnz(W)
-        if source < 0:
-            if in_counts is None:
-                macs[:, target] = np.nan
-                continue
-            ops = in_counts @ fan
-            (synops if binary else macs)[:, target] += ops
-        else:
-            synops[:, target] += counts[source] @ fan
-    return dict(layers=_row_names(n_rows, est), widths=widths, counts=counts, n=n, n_steps=n_steps,
-                synops=synops, macs=macs, ann_macs=annm,
-                input_spikes=in_counts.sum(1).mean() if (in_counts is not None and binary) else np.nan,
+    if "synops" in act and "macs" in act and "ann_macs" in act:
+        synops = np.asarray(act["synops"], dtype=float)[:, :len(layers)]
+        macs = np.asarray(act["macs"], dtype=float)[:, :len(layers)]
+        annm = np.asarray(act["ann_macs"], dtype=float)[:len(layers)]
+    else:
+        notes.append("simulate(X) reports no operation counts: spike counts and rates only")
+        synops, macs, annm = np.zeros((n, len(layers))), np.zeros((n, len(layers))), np.zeros(len(layers))
+    inp = np.asarray(act.get("input_spikes", np.full(n, np.nan)), dtype=float)
+    return dict(layers=layers, widths=widths, counts=counts, n=n, n_steps=int(act["n_steps"]), synops=synops,
+                macs=macs, ann_macs=annm, input_spikes=float(inp.mean()) if inp.size else float("nan"),
                 notes=notes)
-
-
-def _collect_wta(est, X):
-    """A winner-take-all STDP layer: spike counts from its forward pass (no per-step record)."""
-    from .validation import validate_snn_input
-
-    Xv, _ = validate_snn_input(est, X, reset=False)
-    counts = est._batched(Xv, lambda m, x: m(x).double().cpu().numpy())
-    in_counts, binary, n_steps = _input_events(est, Xv)
-    W = est.module_.weight
-    ops = in_counts @ _fan_out(W)
-    zeros = np.zeros((Xv.shape[0], 1))
-    return dict(layers=["wta"], widths=[counts.shape[1]], counts=[counts], n=Xv.shape[0], n_steps=n_steps,
-                synops=ops[:, None] if binary else zeros, macs=zeros if binary else ops[:, None],
-                ann_macs=np.array([_nnz(W)]), input_spikes=in_counts.sum(1).mean() if binary else np.nan,
-                notes=[])
-
-
-def _row_names(n_rows, est):
-    return [f"hidden_{i}" for i in range(n_rows - 1)] + ["output"]
-
-
-def _collect_converted(est, X):
-    """Simulate a ConvertedSNN layer by layer, counting spikes and operations."""
-    from ._core.conversion import IFNeurons, Stepwise
-
-    Xv = est._validated(X)
-    n_steps = int(est.n_steps)
-    layers = est.module_.layers
-    n_if = sum(isinstance(m, IFNeurons) for m in layers)
-    n_rows = n_if + 1
-
-    def fn(m, x):
-        B = x.shape[0]
-        h = x.unsqueeze(0)
-        row = 0
-        ac = torch.zeros(B, n_rows, dtype=torch.float64)
-        mac = torch.zeros(B, n_rows, dtype=torch.float64)
-        ann = torch.zeros(B, n_rows, dtype=torch.float64)
-        spikes = []
-        for i, layer in enumerate(m.layers):
-            inner = layer.module if isinstance(layer, Stepwise) else None
-            if isinstance(inner, (torch.nn.Linear, torch.nn.Conv2d)):
-                binary = bool(((h == 0) | (h == 1)).all())
-                events = (h != 0).to(torch.float64).sum(0)  # (B, ...) non-zero inputs over time
-                ind = (inner.weight != 0).to(torch.float64)
-                if isinstance(inner, torch.nn.Linear):
-                    ops = torch.nn.functional.linear(events, ind)
-                    full = torch.nn.functional.linear(torch.ones_like(events[:1]), ind)
-                else:
-                    kw = dict(stride=inner.stride, padding=inner.padding, dilation=inner.dilation,
-                              groups=inner.groups)
-                    ops = torch.nn.functional.conv2d(events, ind, **kw)
-                    full = torch.nn.functional.conv2d(torch.ones_like(events[:1]), ind, **kw)
-                (ac if binary else mac)[:, row] += ops.reshape(B, -1).sum(1)
-                ann[:, row] += float(full.sum())
-            h = m.step_layer(i, h, n_steps)
-            if isinstance(layer, IFNeurons):
-                spikes.append(h.sum(0).reshape(B, -1).double().cpu().numpy())
-                row += 1
-        out_width = h.reshape(h.shape[0], B, -1).shape[-1]
-        return {"spikes": spikes, "ac": ac.numpy(), "mac": mac.numpy(), "ann": ann.numpy(),
-                "width": np.full(B, out_width)}
-
-    res = est._batched(Xv, fn)
-    counts = res["spikes"]
-    names = [k for k in est.firing_rates_] + ["output"]
-    widths = [c.shape[1] for c in counts] + [int(res["width"][0])]
-    return dict(layers=names, widths=widths, counts=counts, n=Xv.shape[0], n_steps=n_steps,
-                synops=res["ac"], macs=res["mac"], ann_macs=res["ann"][0], input_spikes=np.nan, notes=[])
-
-
-# ------------------------------------------------------------------------------------------
-# summary
-# ------------------------------------------------------------------------------------------
-def _activity(estimator, X):
-    """``simulate``'s dict for any SNN estimator (ConvertedSNN simulated here: spikes only)."""
-    from ._core.conversion import IFNeurons, SpikingNetwork
-
-    estimator, X = _unwrap(estimator, X)
-    check_is_fitted(estimator)
-    if isinstance(getattr(estimator, "module_", None), SpikingNetwork):
-        Xv = estimator._validated(X)
-        n_steps = int(estimator.n_steps)
-
-        def fn(m, x):
-            h, spikes = x.unsqueeze(0), []
-            for i, layer in enumerate(m.layers):
-                h = m.step_layer(i, h, n_steps)
-                if isinstance(layer, IFNeurons):
-                    spikes.append(h.reshape(n_steps, x.shape[0], -1).transpose(0, 1).float().cpu().numpy())
-            return {"spikes": spikes}
-
-        out = estimator._batched(Xv, fn)
-        out["layers"] = list(estimator.firing_rates_)
-        return out
-    if not hasattr(estimator, "simulate"):
-        raise TypeError(f"{type(estimator).__name__} has no simulate(X) method, so its activity cannot be "
-                        "recorded; simulate(X) must return {'spikes': [per layer (n_samples, n_steps, n_units)], "
-                        "'membrane': [...], 'output': ...}.")
-    out = dict(estimator.simulate(X))
-    n_hidden = len(out["spikes"])
-    conns, n_rows = _connections(getattr(estimator, "module_", None))
-    out["layers"] = _row_names(n_rows, estimator)[:n_hidden] if conns is not None else \
-        [f"layer_{i}" for i in range(n_hidden)]
-    return out
 
 
 def _summarise(raw, costs, ann_steps):

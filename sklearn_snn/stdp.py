@@ -205,6 +205,35 @@ class STDPTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseSNN
         "verbose": ["verbose"],
     }
 
+    @classmethod
+    def default_search_space(cls):
+        """Optuna distributions for the parameters worth tuning (the default of ``OptunaSearchCV``).
+
+        A transformer has no score of its own: search it in a pipeline ending in a classifier,
+        whose space (if any) is added. ``n_components`` (16 to 256, log), ``n_steps`` (20 to 60),
+        ``intensity`` (0.1 to 1, log; a spike probability per step, so at most 1), ``tau_mem`` (5
+        to 50 steps, log), ``a_plus`` (3e-4 to 1e-2, log; above ``a_minus * tau_minus /
+        tau_plus`` with the defaults, so the rule stays Hebbian), ``adapt`` (0.01 to 0.5, log),
+        ``homeostasis_rate`` (0.01 to 0.2, log) and ``weight_norm`` (0.05 to 0.3, log).
+        ``max_iter`` and ``batch_size`` set the cost of a trial and are left to the user.
+
+        Returns
+        -------
+        space : dict of str to optuna.distributions.BaseDistribution
+        """
+        from optuna.distributions import FloatDistribution, IntDistribution
+
+        return {
+            "n_components": IntDistribution(16, 256, log=True),
+            "n_steps": IntDistribution(20, 60, step=10),
+            "intensity": FloatDistribution(0.1, 1.0, log=True),
+            "tau_mem": FloatDistribution(5.0, 50.0, log=True),
+            "a_plus": FloatDistribution(3e-4, 1e-2, log=True),
+            "adapt": FloatDistribution(0.01, 0.5, log=True),
+            "homeostasis_rate": FloatDistribution(0.01, 0.2, log=True),
+            "weight_norm": FloatDistribution(0.05, 0.3, log=True),
+        }
+
     def __init__(self, n_components=400, *, n_steps=50, encoder="rate", intensity=0.3, inference_input="expected",
                  neuron="alif", tau_mem=20.0, threshold=1.0, reset="zero", adapt=0.1, tau_adapt=20.0,
                  inhibition="hard", inhibition_strength=1.0, rule="pair", trace="all-to-all",
@@ -414,6 +443,45 @@ class STDPTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseSNN
         if self.output == "rates":
             out = out / T
         return out.astype(X.dtype, copy=False)
+
+    def simulate(self, X):
+        """Run the winner-take-all layer on X (no learning) and return its activity.
+
+        Memory is bounded by one batch (``inference_batch_size``) during the simulation.
+
+        Returns
+        -------
+        dict with
+            ``spikes``: ``[array (n_samples, n_steps, n_components)]``, 0/1, axis 1 is time;
+            ``membrane``: ``[array]`` of the same layout, membrane potentials before reset;
+            ``output``: (n_samples, n_components), what :meth:`transform` returns; ``layers``:
+            ``['wta']``; ``n_steps``: int; ``synops``, ``macs``: (n_samples, 1) operations of the
+            input synapses (MACs for a non-binary input such as the expected current, counted once
+            when constant), ``ann_macs``: (1,); ``input_spikes``: (n_samples,) (NaN when the
+            input is not binary).
+        """
+        from .metrics import SynapticOpCounter
+
+        check_is_fitted(self)
+        X, _ = validate_snn_input(self, X, reset=False)
+        self.module_.spec = self._wta_spec()
+        counter = SynapticOpCounter([(0, -1, self.module_.weight)])
+
+        def fn(m, x):
+            s, u = core.record_wta(x, m.weight, m.theta, m.spec)
+            spikes = s.transpose(0, 1).cpu().numpy()
+            return {"spikes": [spikes.astype(np.float32, copy=False)],
+                    "membrane": [u.transpose(0, 1).float().cpu().numpy()],
+                    **counter(x, [spikes.sum(1)])}
+
+        res = self._batched(X, fn)
+        T = res["spikes"][0].shape[1]
+        counts = res["spikes"][0].sum(1, dtype=np.float64)
+        res["output"] = (counts / T if self.output == "rates" else counts).astype(X.dtype, copy=False)
+        res["layers"] = ["wta"]
+        res["n_steps"] = int(T)
+        res["ann_macs"] = counter.ann_macs.copy()
+        return res
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

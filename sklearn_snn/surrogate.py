@@ -7,6 +7,7 @@ backpropagation through time (BPTT) over the unrolled network -- or truncated BP
 
 from __future__ import annotations
 
+import dataclasses
 from numbers import Real
 
 import numpy as np
@@ -16,8 +17,9 @@ from sklearn.metrics import r2_score
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._core.network import READOUTS, SNN
-from .base import BaseSNN, GradientSNNMixin, SNNClassifierMixin
+from ._core.eprop import eprop_step
+from ._core.network import READOUTS, SNN, activity_penalty
+from .base import BaseSNN, GradientSNNMixin, SNNClassifierMixin, settings_from_params
 from .validation import (
     NETWORK_CONSTRAINTS,
     TRAINING_CONSTRAINTS,
@@ -37,9 +39,60 @@ _REG_CONSTRAINTS = {
 }
 
 
+@dataclasses.dataclass(frozen=True)
+class SurrogateOptions:
+    """The surrogate-gradient network's training options; an estimator built on it without one of
+    these parameters (``MetaSNNClassifier``) takes the default declared here."""
+
+    credit_assignment: str = "bptt"
+    bptt_window: int | None = None
+    normalization: str | None = None
+    spike_l1: float = 0.0
+    spike_l2: float = 0.0
+    target_rate: tuple | None = None
+    rate_penalty: float = 0.0
+
+
 class _SurrogateBase(GradientSNNMixin, BaseSNN):
     _parameter_constraints = {**NETWORK_CONSTRAINTS, **TRAINING_CONSTRAINTS, **_REG_CONSTRAINTS,
                               "readout": [StrOptions(set(READOUTS) | {"auto"})]}
+
+    @classmethod
+    def default_search_space(cls):
+        """Optuna distributions for the parameters worth tuning (the default of ``OptunaSearchCV``).
+
+        ``neuron`` ('lif' or 'cuba'; ``tau_syn`` acts through the synaptic current of 'cuba'),
+        ``tau_mem`` (2 to 40 steps, log), ``tau_syn`` (2 to 20 steps, log), ``threshold`` (0.5 to
+        2), ``surrogate`` and ``surrogate_slope`` (1 to 25, log), ``hidden_layer_sizes`` (64, 128,
+        256, 128x64), ``learning_rate_init`` (5e-4 to 2e-2, log), ``n_steps`` (5 to 30),
+        ``encoder`` (current, rate, latency) and ``alpha`` (1e-6 to 1e-2, log). ``max_iter`` and
+        ``batch_size`` set the cost of a trial and are left to the user.
+
+        Returns
+        -------
+        space : dict of str to optuna.distributions.BaseDistribution
+            ``hidden_layer_sizes`` choices are strings such as ``"128x64"``, which
+            :class:`~sklearn_snn.model_selection.OptunaSearchCV` decodes to tuples.
+        """
+        from optuna.distributions import (
+            CategoricalDistribution,
+            FloatDistribution,
+            IntDistribution,
+        )
+
+        return {
+            "neuron": CategoricalDistribution(["lif", "cuba"]),
+            "tau_mem": FloatDistribution(2.0, 40.0, log=True),
+            "tau_syn": FloatDistribution(2.0, 20.0, log=True),
+            "threshold": FloatDistribution(0.5, 2.0),
+            "surrogate": CategoricalDistribution(["fast_sigmoid", "sigmoid", "arctan", "triangle"]),
+            "surrogate_slope": FloatDistribution(1.0, 25.0, log=True),
+            "hidden_layer_sizes": CategoricalDistribution(["64", "128", "256", "128x64"]),
+            "learning_rate_init": FloatDistribution(5e-4, 2e-2, log=True),
+            "n_steps": IntDistribution(5, 30, step=5),
+            "encoder": CategoricalDistribution(["current", "rate", "latency"]),
+            "alpha": FloatDistribution(1e-6, 1e-2, log=True),
+        }
 
     def __init__(self, hidden_layer_sizes=(128,), *, n_steps=10, neuron="lif", tau_mem=10.0, tau_syn=5.0,
                  threshold=1.0, reset="subtract", surrogate="fast_sigmoid", surrogate_slope=5.0, recurrent=False,
@@ -95,27 +148,66 @@ class _SurrogateBase(GradientSNNMixin, BaseSNN):
 
     def _build_module(self, n_in, n_out, generator):
         hidden = check_hidden_layer_sizes(self.hidden_layer_sizes)
-        if self.target_rate is not None:
-            lo, hi = self.target_rate
+        opts = settings_from_params(self, SurrogateOptions)
+        if opts.target_rate is not None:
+            lo, hi = opts.target_rate
             if not 0 <= lo <= hi <= 1:
                 raise ValueError(f"target_rate must be (low, high) with 0 <= low <= high <= 1 spikes per step, "
-                                 f"got {self.target_rate}.")
-        if self.credit_assignment == "tbptt" and self._readout == "first_spike":
+                                 f"got {opts.target_rate}.")
+        if opts.credit_assignment == "tbptt" and self._readout == "first_spike":
             raise ValueError("readout='first_spike' cannot be trained with truncated BPTT; use "
                              "credit_assignment='bptt'.")
-        if self.credit_assignment == "tbptt" and self.normalization == "bntt":
+        if opts.credit_assignment == "tbptt" and opts.normalization == "bntt":
             raise ValueError("normalization='bntt' keeps statistics per absolute step and cannot be combined "
                              "with credit_assignment='tbptt'; use normalization='tdbn'.")
-        n_steps = self.n_steps_in_ if getattr(self, "input_ndim_", 2) == 3 else self.n_steps
+        n_steps = self.n_steps_in_ if self.input_ndim_ == 3 else self.n_steps
         net = SNN(n_in, hidden, n_out, self._neuron_spec(), self.surrogate, self.surrogate_slope,
                   recurrent=self.recurrent, readout=self._readout, learn_tau=self.learn_tau,
-                  learn_threshold=self.learn_threshold, normalization=self.normalization, n_steps=n_steps,
+                  learn_threshold=self.learn_threshold, normalization=opts.normalization, n_steps=n_steps,
                   generator=generator)
-        if self.credit_assignment == "eprop":
+        if opts.credit_assignment == "eprop":
             from ._core.eprop import check_eprop_support
 
             check_eprop_support(net)
         return net
+
+    def _check_steps(self, X):
+        if (X.ndim == 3 and settings_from_params(self, SurrogateOptions).normalization == "bntt"
+                and X.shape[1] != self.n_steps_in_):
+            raise ValueError(f"This model keeps per-step batch-norm statistics for {self.n_steps_in_} steps; "
+                             f"got X with {X.shape[1]} steps. Pass sequences of the fitted length.")
+
+    def _regulariser(self, opts):
+        if not (opts.spike_l1 or opts.spike_l2 or (opts.target_rate is not None and opts.rate_penalty)):
+            return None
+        # hidden layers only: run() appends the output layer's spikes for a spiking readout
+        spiking_out = self._readout in ("spike_count", "first_spike")
+        return lambda spikes: activity_penalty(spikes[:-1] if spiking_out and len(spikes) > 1 else spikes,
+                                               opts.spike_l1, opts.spike_l2, opts.target_rate, opts.rate_penalty)
+
+    def _make_step(self, generator):
+        opts = settings_from_params(self, SurrogateOptions)
+        reg_fn = self._regulariser(opts)
+        method = opts.credit_assignment
+        window = (opts.bptt_window or 32) if method == "tbptt" else None
+
+        def step(module, xb, yb, wb):
+            x = self._encode(xb, train=True, generator=generator)
+            if method == "eprop":
+                return eprop_step(module, x, lambda logits: self._loss(logits, yb, wb), reg_fn)
+            if window is not None and window < x.shape[0]:
+                return module.tbptt_backward(x, lambda logits: self._loss(logits, yb, wb), window, reg_fn)
+            logits, spikes = module(x)
+            loss = self._loss(logits, yb, wb)
+            reg = reg_fn(spikes) if reg_fn is not None else None
+            # the float spike trains are not read by the backward pass (each layer keeps what it
+            # needs, spikes as uint8): dropping them here lowers the peak memory of the step
+            del spikes
+            total = loss + reg if reg is not None else loss
+            total.backward()
+            return float(loss.detach()), float(reg.detach()) if reg is not None else 0.0
+
+        return step
 
     def learned_neuron_parameters(self):
         """Per layer, the fitted decays (``beta``, ``alpha``) and thresholds as numpy arrays.

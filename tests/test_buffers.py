@@ -7,13 +7,13 @@ import pytest
 import torch
 
 from sklearn_snn import SurrogateSNNClassifier
-from sklearn_snn._core import buffers, kernels
+from sklearn_snn._core import buffers, numba_backend
 from sklearn_snn._core.buffers import BufferPool
 from sklearn_snn._core.network import SNN
 from sklearn_snn._core.neurons import NeuronSpec
 
 BIG = (256, 1024)          # 1 MiB of float32: pooled
-needs_numba = pytest.mark.skipif(kernels._numba_kernels() is None, reason="numba not installed")
+needs_numba = pytest.mark.skipif(numba_backend.numba_kernels() is None, reason="numba not installed")
 
 
 def test_free_buffer_is_reused_and_busy_one_is_not():

@@ -6,7 +6,7 @@ import threading
 import pytest
 import torch
 
-from sklearn_snn._core import kernels
+from sklearn_snn._core import kernels, numba_backend, projections
 from sklearn_snn._core.kernels import (
     leaky_integrate,
     reference_scan,
@@ -17,7 +17,7 @@ from sklearn_snn._core.neurons import NeuronSpec
 from sklearn_snn._core.surrogate import SURROGATES
 
 DT = torch.float64
-HAVE_NUMBA = kernels._numba_kernels() is not None
+HAVE_NUMBA = numba_backend.numba_kernels() is not None
 BACKENDS = ["torch", pytest.param("numba", marks=pytest.mark.skipif(not HAVE_NUMBA, reason="numba not installed"))]
 
 
@@ -196,6 +196,27 @@ def test_backend_argument_is_validated():
         spiking_scan(torch.zeros(2, 1, 1), NeuronSpec(), backend="cuda-magic")
 
 
+def test_backend_registry_chooses_by_priority_and_acceptance():
+    # 'auto' asks the backends from the highest priority down; a forced one that cannot run raises
+    assert kernels.backend_names("scan") == ["auto", "torch", "numba"]
+    kernels.register_backend("test-op", "torch", "reference")
+    kernels.register_backend("test-op", "fast", "fast", ok=lambda v: v > 0, priority=5, accepts="positive input")
+    kernels.register_backend("test-op", "absent", "absent", available=lambda: False, priority=9, needs="a compiler")
+    assert kernels.select_backend("test-op", "auto", 1) == "fast"
+    assert kernels.select_backend("test-op", "auto", -1) == "reference"
+    assert kernels.select_backend("test-op", "torch", 1) == "reference"
+    with pytest.raises(ValueError, match="backend='fast' runs positive input only"):
+        kernels.select_backend("test-op", "fast", -1)
+    with pytest.raises(ImportError, match="backend='absent' needs a compiler"):
+        kernels.select_backend("test-op", "absent", 1)
+    with pytest.raises(ValueError, match="backend must be 'auto', 'torch', 'fast' or 'absent', got 'x'"):
+        kernels.select_backend("test-op", "x", 1)
+    if not HAVE_NUMBA:
+        return
+    with pytest.raises(ValueError, match="backend='numba' runs CPU float32/float64"):
+        spiking_scan(torch.zeros(2, 1, 1, dtype=torch.bfloat16), NeuronSpec(), backend="numba")
+
+
 def test_cuda_like_inputs_fall_back_to_torch_backend():
     # a dtype the compiled kernels do not take (bfloat16) runs the torch loops in 'auto'
     x = torch.full((4, 1, 1), 0.8, dtype=torch.bfloat16)
@@ -345,7 +366,7 @@ def test_sparse_linear_binary_and_weighted_inputs_agree_with_dense():
 def test_sparse_weight_gradient_blocks_and_threads(monkeypatch, threads, block, scale):
     # the weight gradient of spike inputs regroups each block of rows by column; the rows are split
     # between threads, each summing into its own buffer -- every split must give G.T @ x
-    monkeypatch.setattr(kernels, "WGRAD_BLOCK", block)
+    monkeypatch.setattr(projections, "WGRAD_BLOCK", block)
     n_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -370,11 +391,11 @@ def test_packed_spikes_and_their_weight_gradient(n_rows, n_in, chunks):
     # row counts that leave a remainder in every group of four and column counts off a byte boundary
     import numpy as np
 
-    nb, _ = kernels._kernels()
+    nb, _ = numba_backend.kernels()
     g = torch.Generator().manual_seed(n_rows)
     x = (torch.rand(n_rows, n_in, generator=g, dtype=DT) < 0.3).to(DT)
     P = torch.empty(n_rows, (n_in + 7) // 8, dtype=torch.uint8)
-    assert kernels._nb_pack_bits(x.numpy(), P.numpy())
+    assert numba_backend.numba_kernels().pack_bits(x.numpy(), P.numpy())
     bits = np.unpackbits(P.numpy(), axis=1, bitorder="little")[:, :n_in]
     assert np.array_equal(bits, x.numpy().astype(np.uint8))
     G = torch.randn(n_rows, 5, generator=g, dtype=DT)
@@ -382,4 +403,4 @@ def test_packed_spikes_and_their_weight_gradient(n_rows, n_in, chunks):
     nb.bits_wgrad(P.numpy(), G.numpy(), gw.numpy(), chunks)
     torch.testing.assert_close(gw, 0.5 + G.t() @ x, rtol=1e-12, atol=1e-12)
     x[n_rows // 2, n_in - 1] = 0.5
-    assert not kernels._nb_pack_bits(x.numpy(), P.numpy())
+    assert not numba_backend.numba_kernels().pack_bits(x.numpy(), P.numpy())

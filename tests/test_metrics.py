@@ -156,9 +156,7 @@ def test_converted_snn_counts():
     nnz_out = float((clf.module_.layers[2].module.weight != 0).sum())
     np.testing.assert_allclose(stats.ann_macs, [nnz_in, nnz_out])
     fan = (clf.module_.layers[2].module.weight != 0).sum(0).double().numpy()
-    from sklearn_snn.metrics import _activity
-
-    counts = _activity(clf, X[:50])["spikes"][0].sum(1)
+    counts = clf.simulate(X[:50])["spikes"][0].sum(1)
     assert stats.synops[1] == pytest.approx((counts @ fan).mean())
     assert stats.synops[0] == 0 and stats.snn_macs[0] > 0  # analog input to the first layer
 

@@ -421,29 +421,52 @@ def test_loky_and_dask_backends(digits):
     assert "PRUNED" in list(search.cv_results_["state"])
 
 
-def test_default_search_space_dispatch():
-    class SurrogateSNNClassifier(BaseEstimator):  # stand-in with the real names
-        def __init__(self, hidden_layer_sizes=(100,), n_steps=25, neuron="lif",
-                     tau_mem=10.0, tau_syn=5.0, threshold=1.0, reset="subtract",
-                     surrogate="fast_sigmoid", surrogate_slope=25.0, recurrent=False,
-                     encoder="current", readout="mean", alpha=1e-4, batch_size=32,
-                     learning_rate_init=1e-3, max_iter=50):
-            for k, v in list(locals().items()):
-                if k != "self":
-                    setattr(self, k, v)
-
-    space = default_search_space(SurrogateSNNClassifier())
+def test_default_search_space_dispatch(digits):
+    surrogate = pytest.importorskip("sklearn_snn.surrogate")
+    est = surrogate.SurrogateSNNClassifier()
+    space = default_search_space(est)
+    # the estimator owns its space: the function only finds it
+    assert space == surrogate.SurrogateSNNClassifier.default_search_space()
     assert {"neuron", "tau_mem", "tau_syn", "threshold", "surrogate", "surrogate_slope",
             "hidden_layer_sizes", "learning_rate_init", "n_steps", "encoder",
             "alpha"} == set(space)
     # tau_syn acts through the synaptic current of cuba neurons: both are searched
     assert set(space["neuron"].choices) == {"lif", "cuba"}
-    pipe = Pipeline([("scale", StandardScaler()), ("snn", SurrogateSNNClassifier())])
+    pipe = Pipeline([("scale", StandardScaler()), ("snn", est)])
     assert set(default_search_space(pipe)) == {f"snn__{k}" for k in space}
+    nested = Pipeline([("scale", StandardScaler()), ("inner", Pipeline([("snn", est)]))])
+    assert set(default_search_space(nested)) == {f"inner__snn__{k}" for k in space}
     with pytest.raises(ValueError, match="Pass param_distributions"):
         default_search_space(LogisticRegression())
     with pytest.raises(ValueError, match="Pass param_distributions"):
+        default_search_space(make_pipeline(StandardScaler(), LogisticRegression()))
+    with pytest.raises(ValueError, match="Pass param_distributions"):
         OptunaSearchCV(LogisticRegression()).fit(*load_iris(return_X_y=True))
+
+    # any estimator class may declare its space; the search uses it when given none
+    class Declares(EpochSGDClassifier):
+        @classmethod
+        def default_search_space(cls):
+            return {"eta0": FloatDistribution(1e-3, 1e-1, log=True)}
+
+    X, y = digits
+    search = OptunaSearchCV(Declares(max_iter=2), cv=2, n_trials=2, random_state=0,
+                            refit=False).fit(X[:200], y[:200])
+    assert set(search.best_params_) == {"eta0"}
+    search = OptunaSearchCV(make_pipeline(StandardScaler(), Declares(max_iter=2)), cv=2,
+                            n_trials=2, random_state=0, refit=False).fit(X[:200], y[:200])
+    assert set(search.best_params_) == {"declares__eta0"}
+
+    # a declared space naming a parameter the estimator lacks is refused, not filtered away
+    class Wrong(EpochSGDClassifier):
+        @classmethod
+        def default_search_space(cls):
+            return {"eta0": FloatDistribution(1e-3, 1e-1), "tau_mem": FloatDistribution(2.0, 40.0)}
+
+    with pytest.raises(ValueError, match=r"names \['tau_mem'\], which are not parameters"):
+        default_search_space(Wrong())
+    with pytest.raises(ValueError, match="not parameters"):
+        default_search_space(make_pipeline(StandardScaler(), Wrong()))
 
 
 def test_tuple_choices_are_decoded(digits):

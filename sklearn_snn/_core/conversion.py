@@ -875,6 +875,18 @@ class IFNeurons(nn.Module):
             out[t], _, state = neuron_step(self.spec, current[0 if static else t], state, spike_fn)
         return out
 
+    def trace(self, current, n_steps: int):
+        """As :meth:`forward`, also returning the membrane before reset ``(n_steps, B, ...)``."""
+        thr = self.spec.threshold
+        spike_fn = lambda z: (z >= 0).to(current.dtype)  # noqa: E731 -- inference only
+        state = (torch.full_like(current[0], self.v_init * thr), None, None)
+        out = current.new_empty((n_steps, *current.shape[1:]))
+        mem = torch.empty_like(out)
+        static = current.shape[0] == 1
+        for t in range(n_steps):
+            out[t], mem[t], state = neuron_step(self.spec, current[0 if static else t], state, spike_fn)
+        return out, mem
+
 
 class SpikingMaxPool2d(nn.Module):
     """Spiking max-pool whose spike count is the maximum of its inputs' spike counts.
@@ -961,6 +973,54 @@ class SpikingNetwork(nn.Module):
         steps = torch.arange(1, n_steps + 1, device=h.device, dtype=h.dtype)
         logits = torch.cumsum(h, 0) / steps.reshape(-1, *([1] * (h.dim() - 1)))
         return (logits, means) if return_layers else logits
+
+    @torch.no_grad()
+    def record(self, x, n_steps: int) -> dict:
+        """Simulate ``n_steps`` steps of constant input ``x`` ``(B, ...)``, recording every IF layer.
+
+        Returns
+        -------
+        dict of
+            ``spikes``, ``membrane``: lists, per IF layer, of ``(n_steps, B, n_units)`` (units
+            flattened; membrane before reset); ``output``: ``(B, n_out)`` time-averaged readout (as
+            the last entry of :meth:`forward`); ``ac``, ``mac``: ``(B, n_if + 1)`` accumulates
+            driven by binary inputs and multiply-accumulates driven by non-binary ones (a
+            constant input counted once), per IF layer and the readout, for the weighted layers
+            feeding it; ``ann``: ``(n_if + 1,)`` non-zero weight applications of one ANN pass.
+        """
+        n_steps = int(n_steps)
+        B = x.shape[0]
+        n_rows = len(self.spiking_layers) + 1
+        ac = torch.zeros(B, n_rows, dtype=torch.float64)
+        mac = torch.zeros(B, n_rows, dtype=torch.float64)
+        ann = torch.zeros(n_rows, dtype=torch.float64)
+        spikes, mems = [], []
+        h, row = x.unsqueeze(0), 0
+        for i, layer in enumerate(self.layers):
+            inner = layer.module if isinstance(layer, Stepwise) else None
+            if isinstance(inner, (nn.Linear, nn.Conv2d)):
+                binary = bool(((h == 0) | (h == 1)).all())
+                events = (h != 0).to(torch.float64).sum(0)  # (B, ...) non-zero inputs over time
+                ind = (inner.weight != 0).to(torch.float64)
+                if isinstance(inner, nn.Linear):
+                    ops = nn.functional.linear(events, ind)
+                    full = nn.functional.linear(torch.ones_like(events[:1]), ind)
+                else:
+                    kw = dict(stride=inner.stride, padding=inner.padding, dilation=inner.dilation,
+                              groups=inner.groups)
+                    ops = nn.functional.conv2d(events, ind, **kw)
+                    full = nn.functional.conv2d(torch.ones_like(events[:1]), ind, **kw)
+                (ac if binary else mac)[:, row] += ops.reshape(B, -1).sum(1).cpu()
+                ann[row] += float(full.sum())
+            if isinstance(layer, IFNeurons):
+                h, u = layer.trace(h, n_steps)
+                spikes.append(h.reshape(n_steps, B, -1))
+                mems.append(u.reshape(n_steps, B, -1))
+                row += 1
+            else:
+                h = layer(h)
+        h = (h * self.scales[-1]).reshape(h.shape[0], B, -1)
+        return {"spikes": spikes, "membrane": mems, "output": h.mean(0), "ac": ac, "mac": mac, "ann": ann}
 
     @torch.no_grad()
     def firing_rates(self, x, n_steps: int) -> list:

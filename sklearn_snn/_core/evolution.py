@@ -221,9 +221,9 @@ def _compiled():
     if _KERNEL is None:
         with _KERNEL_LOCK:
             if _KERNEL is None:
-                from . import kernels
+                from . import numba_backend
 
-                nb = kernels._numba_kernels()       # honours SKLEARN_SNN_NUMBA=0; starts numba's pool
+                nb = numba_backend.numba_kernels()  # honours SKLEARN_SNN_NUMBA=0; starts numba's pool
                 if nb is None:
                     _KERNEL = False
                 else:
@@ -231,7 +231,7 @@ def _compiled():
                     prange = numba.prange
                     opts = dict(cache=True, nogil=True)
                     # the parallel build under its own name (numba's disk cache ignores the options)
-                    par_fn = kernels._variant(_population_kernel, "par")
+                    par_fn = numba_backend.variant(_population_kernel, "par")
                     _KERNEL = types.SimpleNamespace(numba=numba, ser=numba.njit(**opts)(_population_kernel),
                                                     par=numba.njit(parallel=True, **opts)(par_fn))
     return _KERNEL or None

@@ -241,6 +241,48 @@ def run_wta(x, W, theta, spec: WTASpec, rule: STDPRule | None = None):
     return counts, None, None
 
 
+@torch.no_grad()
+def record_wta(x, W, theta, spec: WTASpec):
+    """Present ``x`` (T, B, F) to the layer without learning, recording every step.
+
+    Returns
+    -------
+    spikes, membrane : Tensor (T, B, N)
+        Spikes and membrane potentials before reset (and before a winner's inhibition) of
+        every step; ``spikes.sum(0)`` equals the counts of :func:`run_wta`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> W = torch.tensor([[0.5, 0.5, 0.5], [0.1, 0.1, 0.1]])
+    >>> s, u = record_wta(torch.ones(5, 2, 3), W, torch.zeros(2), WTASpec(inhibition="hard"))
+    >>> s.sum(0).tolist()
+    [[5.0, 0.0], [5.0, 0.0]]
+    """
+    T, B, F = x.shape
+    N = W.shape[0]
+    nspec = spec.neuron
+    hard = spec.inhibition == "hard"
+    state = init_state(nspec, (B, N), device=x.device, dtype=x.dtype)
+    thr = nspec.threshold + theta
+    spike_fn = _hard_wta if hard else (lambda z: (z >= 0).to(z.dtype))
+    spikes = x.new_zeros((T, B, N))
+    mem = x.new_zeros((T, B, N))
+    y = torch.zeros((B, N), device=x.device, dtype=x.dtype)
+    Wt = W.t()
+    k = spec.inhibition_strength
+    for t in range(T):
+        cur = x[t] @ Wt
+        if not hard and k:
+            cur = cur - k * (y.sum(-1, keepdim=True) - y)
+        y, u, state = neuron_step(nspec, cur, state, spike_fn, threshold=thr)
+        if hard:
+            v, syn, a = state
+            state = (v * (1.0 - y.amax(-1, keepdim=True)), syn, a)
+        spikes[t], mem[t] = y, u
+    return spikes, mem
+
+
 def apply_stdp(W, ltp, ltd, n_active, rule: STDPRule, weight_norm=None):
     """The minibatch weight update (step 3 of the module docstring); returns the new ``W``.
 

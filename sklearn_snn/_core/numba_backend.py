@@ -1,0 +1,572 @@
+"""The compiled backend (optional): numba loops over time for the neuron scan on CPU tensors.
+
+On CPU float32/float64 tensors, when numba is installed (optional: ``pip install numba``), the
+compiled ``ScanCompiled`` runs each loop over time as one call -- the forward scan and the adjoint
+recurrence of :mod:`~sklearn_snn._core.scan_torch` parallel over the batch (the rows are
+independent, even with recurrent weights), named surrogates evaluated inside the loop, the
+recurrent input of binary spikes summed from the rows of the neurons that spiked, eight rows per
+pass -- and stores only the membrane, the spikes (the layer's output, which the next layer keeps
+anyway) and, for ``alif``, the adaptation; nothing else of size (T, B, H) is built. A recurrent
+layer's adjoint is the exception: its recurrent term ``gi_{t+1} W_rec^T`` is dense, so the backward
+pass steps through time from Python with one BLAS matmul for the whole batch per step between
+kernel calls (a per-sample product in the kernel was 3x slower). The kernels use numpy's error
+model (no zero-division check), without which the surrogate's division keeps the lane loops from
+vectorising (2.3x slower backward).
+
+The scan kernels are rendered from templates for each combination of flags (constants, so dead
+branches vanish) by :func:`specialised`; the other loops are in
+:mod:`~sklearn_snn._core.numba_loops`. Everything is compiled lazily on first use and cached on
+disk, so importing the package does not import numba. :func:`numba_kernels` loads the backend
+(``None`` without numba, or with ``SKLEARN_SNN_NUMBA=0``), :func:`kernels` gives the build to use
+from the calling thread, :func:`variant` copies a function for a second build. Without numba, for
+CUDA tensors, for dtypes other than float32/float64 or for per-neuron parameters not broadcastable
+to (H,), the pure-torch ``ScanTorch`` runs instead (see :mod:`~sklearn_snn._core.kernels`): it
+computes the same values.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import threading
+import types
+
+import torch
+
+from . import buffers
+from .scan_torch import is_tensor, param_grads, reduce_to
+from .threads import kernel_threads, start_numba_pool
+
+__all__ = ["LeakyCompiled", "ScanCompiled", "as_numpy", "kernels", "leaky_ok", "numba_kernels", "per_neuron",
+           "scan_ok", "specialised", "variant"]
+
+
+_SURROGATE_CODES = {"fast_sigmoid": 0, "sigmoid": 1, "arctan": 2, "triangle": 3, "gaussian": 4,
+                    "exponential": 5, "straight_through": 6}
+# fpar slots: 0 adapt, 1 rho, 2 one, 3 zero, 4 k, 5..6 surrogate constants
+_NPAR = 8
+
+
+def _surrogate_code(deriv):
+    from .surrogate import SURROGATES
+
+    for name, fn in SURROGATES.items():
+        if fn is deriv:
+            return _SURROGATE_CODES[name]
+    return -1
+
+
+def _surrogate_consts(code, k):
+    import math
+
+    if code == 2:
+        return 0.5 * k, 0.5 * math.pi * k
+    if code == 4:
+        return k / math.sqrt(2.0 * math.pi), 0.5
+    if code == 5:
+        return 0.5 * k, 0.0
+    return 0.0, 0.0
+
+
+_FWD_TEMPLATE = '''
+import numpy as np
+import numba
+from numba import prange
+
+REC, CUBA, ALIF, SUBTRACT, SAVEQ, INPLACE = {rec}, {cuba}, {alif}, {subtract}, {saveq}, {inplace}
+{add_rows}
+
+@numba.njit(cache=True, nogil=True, error_model="numpy"{par})
+def forward(t0, t1, x, wrec, beta, alpha, thr, fpar, U, S, Q, A, v, syn, a, sp, nchunks):
+    # Steps t0..t1-1. v, syn, a, sp: (B, H) state, current on entry, updated on exit. The batch is
+    # split into nchunks blocks (one per thread); each walks time in the outer loop so memory
+    # streams. U may be x itself (the membrane overwrites the current it was computed from); Q is
+    # a uint8 copy of the spikes, written only when the backward pass needs them. The recurrent
+    # input s_(t-1) @ wrec is a sum of the rows of the neurons that spiked: their indices are
+    # listed without branches and the rows added eight at a time (one accumulator pass per eight).
+    T, B, H = x.shape
+    adapt, rho, one, zero = fpar[0], fpar[1], fpar[2], fpar[3]
+    step = (B + nchunks - 1) // nchunks
+    for c in {loop}(nchunks):
+        buf = np.empty(H + 1, np.int32)
+        for t in range(t0, t1):
+            for b in range(c * step, min(B, (c + 1) * step)):
+                vb, synb, ab, spb = v[b], syn[b], a[b], sp[b]
+                ur, sr = U[t, b], S[t, b]
+                if INPLACE:
+                    xr = ur
+                else:
+                    xr = x[t, b]
+                if REC:
+                    k = 0
+                    for j in range(H):
+                        buf[k] = j
+                        k += spb[j] != zero
+                    if not INPLACE:
+                        for h in range(H):
+                            ur[h] = xr[h]
+                        xr = ur
+                    add_rows(ur, wrec, buf, 0, k)
+                if ALIF:
+                    ar = A[t, b]
+                if SAVEQ:
+                    qr = Q[t, b]
+                for h in range(H):
+                    xt = xr[h]
+                    if CUBA:
+                        xt = alpha[h] * synb[h] + xt
+                        synb[h] = xt
+                    u = beta[h] * vb[h] + xt
+                    ur[h] = u
+                    if ALIF:
+                        ar[h] = ab[h]
+                        s = one if u >= thr[h] + adapt * ab[h] else zero
+                    else:
+                        s = one if u >= thr[h] else zero
+                    sr[h] = s
+                    if SAVEQ:
+                        qr[h] = 1 if s != zero else 0
+                    if SUBTRACT:
+                        vb[h] = u - thr[h] * s
+                    else:
+                        vb[h] = u * (one - s)
+                    if ALIF:
+                        ab[h] = rho * ab[h] + s
+                    spb[h] = s
+'''
+
+_SURR_SRC = {
+    -1: "sg = sgr[h]",
+    0: "q = one / (one + k * abs(d))\n{ind}sg = q * q",
+    1: "q = one / (one + np.exp(-(k * d)))\n{ind}sg = k * q * (one - q)",
+    2: "q = c2 * d\n{ind}sg = c1 / (one + q * q)",
+    3: "q = one - k * abs(d)\n{ind}sg = k * (q if q > zero else zero)",
+    4: "q = k * d\n{ind}sg = c1 * np.exp(-(c2 * (q * q)))",
+    5: "sg = c1 * np.exp(-(k * abs(d)))",
+    6: "sg = one",
+}
+
+_BWD_TEMPLATE = '''
+import numpy as np
+import numba
+from numba import prange
+
+REC, CUBA, ALIF, SUBTRACT, DETACH = {rec}, {cuba}, {alif}, {subtract}, {detach}
+NEED_GU, NEED_GS, HAS_GS, INPLACE = {need_gu}, {need_gs}, {has_gs}, {inplace}
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def lane(t, b, H, gS, U, Q, A, SG, beta, alpha, thr, rt, gu, ga, gsyn, GX, GU, GS, fpar):
+    # Q: the spikes as uint8. With INPLACE the input gradient overwrites the membrane it was
+    # computed from (each element is read before it is written), so GX is U.
+    adapt, rho, one, zero, k, c1, c2 = fpar[0], fpar[1], fpar[2], fpar[3], fpar[4], fpar[5], fpar[6]
+    ur = U[t, b]
+    if INPLACE:
+        gxr = ur
+    else:
+        gxr = GX[t, b]
+    if HAS_GS:
+        gsr = gS[t, b]
+    if REC:
+        rtr = rt[b]
+    if ALIF:
+        ar = A[t, b]
+    if not SUBTRACT:
+        sr = Q[t, b]
+    if NEED_GS:
+        gso = GS[t, b]
+    if NEED_GU:
+        guo = GU[t, b]
+    if {code} < 0:
+        sgr = SG[t, b]
+    for h in range(H):
+        gv = gu[h] * beta[h]
+        if HAS_GS:
+            G = gsr[h]
+        else:
+            G = zero
+        if REC:
+            G = G + rtr[h]
+        if ALIF:
+            G = G + ga[h]
+        u = ur[h]
+        if DETACH:
+            gs = G
+        elif SUBTRACT:
+            gs = G + gv * (-thr[h])
+        else:
+            gs = G + gv * (-u)
+        if NEED_GS:
+            gso[h] = gs
+        if ALIF:
+            d = u - (ar[h] * adapt + thr[h])
+        else:
+            d = u - thr[h]
+        {surrogate}
+        gsg = gs * sg
+        if SUBTRACT:
+            g = gsg + gv
+        else:
+            g = gsg + (zero if sr[h] != 0 else gv)
+        gu[h] = g
+        if NEED_GU:
+            guo[h] = g
+        if ALIF:
+            ga[h] = ga[h] * rho - adapt * gsg
+        if CUBA:
+            g = g + alpha[h] * gsyn[h]
+            gsyn[h] = g
+        gxr[h] = g
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy"{par})
+def backward(t_hi, t_lo, gS, U, Q, A, SG, beta, alpha, thr, fpar, GX, GU, GS, gu, ga, gsyn, rt, nchunks):
+    # Steps t_hi-1 down to t_lo. gu, ga, gsyn: (B, H) adjoint state, carried between calls. A
+    # recurrent layer calls this one step at a time, with rt = (the next step's input adjoint)
+    # @ W_rec^T computed by one matmul over the whole batch in between.
+    B = U.shape[1]
+    H = U.shape[2]
+    step = (B + nchunks - 1) // nchunks
+    for c in {loop}(nchunks):
+        for t in range(t_hi - 1, t_lo - 1, -1):
+            for b in range(c * step, min(B, (c + 1) * step)):
+                lane(t, b, H, gS, U, Q, A, SG, beta, alpha, thr, rt, gu[b], ga[b], gsyn[b], GX, GU, GS, fpar)
+'''
+
+
+def _cache_dir():
+    d = os.environ.get("SKLEARN_SNN_KERNEL_CACHE")
+    if not d:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        d = os.path.join(base, "sklearn_snn", "kernels")
+    try:
+        os.makedirs(d, exist_ok=True)
+        if not os.access(d, os.W_OK):
+            raise OSError
+    except OSError:
+        import tempfile
+
+        d = os.path.join(tempfile.gettempdir(), f"sklearn_snn_kernels_{os.getuid() if hasattr(os, 'getuid') else 0}")
+        os.makedirs(d, exist_ok=True)
+    return d
+
+
+_MODULES = {}
+_MODULE_LOCK = threading.Lock()
+
+
+def specialised(kind, **flags):
+    """The module of kernels compiled for these flags (constants, so dead branches vanish).
+
+    Each flag combination is rendered from a template into a small source file in a cache
+    directory (``SKLEARN_SNN_KERNEL_CACHE``, default ``~/.cache/sklearn_snn/kernels``) and imported
+    from there, so numba's on-disk cache keeps the machine code between processes.
+    """
+    import hashlib
+    import importlib.util
+
+    key = (kind,) + tuple(sorted(flags.items()))
+    mod = _MODULES.get(key)
+    if mod is not None:
+        return mod
+    with _MODULE_LOCK:
+        mod = _MODULES.get(key)
+        if mod is not None:
+            return mod
+        parallel = flags.pop("parallel")
+        fmt = dict(flags, par=", parallel=True" if parallel else "", loop="prange" if parallel else "range",
+                   add_rows=_add_rows_src())
+        if kind == "fwd":
+            src = _FWD_TEMPLATE.format(**fmt)
+        else:
+            fmt["surrogate"] = _SURR_SRC[fmt["code"]].format(ind=" " * 8)
+            src = _BWD_TEMPLATE.format(**fmt)
+        digest = hashlib.sha1(src.encode()).hexdigest()[:16]
+        name = f"snn_{kind}_{digest}"
+        path = os.path.join(_cache_dir(), name + ".py")
+        if not os.path.exists(path):
+            tmp = f"{path}.{os.getpid()}.tmp"
+            with open(tmp, "w") as f:
+                f.write(src)
+            os.replace(tmp, path)
+        spec = importlib.util.spec_from_file_location(name, path)
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[name] = mod      # numba's cache pickles functions by module name
+        spec.loader.exec_module(mod)
+        _MODULES[key] = mod
+        return mod
+
+
+def _add_rows_src():
+    """The source of :func:`~sklearn_snn._core.numba_loops.add_rows` as the templates' inlined
+    ``add_rows`` (one definition; numba's disk cache needs the package's source files anyway)."""
+    import inspect
+
+    from . import numba_loops
+
+    fn = numba_loops.add_rows
+    src = inspect.getsource(fn.py_func if hasattr(fn, "py_func") else fn)
+    return ('\n\n@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")\n'
+            + src[src.index("def add_rows("):])
+
+
+@functools.cache
+def numba_kernels():
+    """The compiled kernels (a namespace: ``numba``, the ``par`` and ``ser`` builds of
+    :data:`~sklearn_snn._core.numba_loops.KERNELS`, ``pack_bits``), or ``None`` when numba is not
+    installed (or disabled with ``SKLEARN_SNN_NUMBA=0``). Loads the backend on the first call."""
+    if os.environ.get("SKLEARN_SNN_NUMBA", "1") == "0":
+        return None
+    try:
+        import numba
+
+        from . import numba_loops
+    except ImportError:
+        return None
+    opts = dict(cache=True, nogil=True)
+    par = dict(opts, parallel=True)
+    # parallel kernels for the main thread; serial ones (compiled only if used) for calls from
+    # other threads, so no threading layer ever sees nested or concurrent launches
+    start_numba_pool(numba)
+    fns = numba_loops.KERNELS
+    return types.SimpleNamespace(
+        numba=numba,
+        par=types.SimpleNamespace(**{k: numba.njit(**par)(variant(f, "par")) for k, f in fns.items()}),
+        ser=types.SimpleNamespace(**{k: numba.njit(**opts)(variant(f, "ser")) for k, f in fns.items()}),
+        pack_bits=numba_loops.pack_bits,
+    )
+
+
+def variant(fn, tag):
+    """A copy of ``fn`` under its own name: numba's disk cache is keyed by the function's name and
+    line, not by its compile options, so the parallel and the serial build of one function would
+    share (and load each other's) cache entries."""
+    f = types.FunctionType(fn.__code__, fn.__globals__, f"{fn.__name__}_{tag}", fn.__defaults__, fn.__closure__)
+    f.__qualname__ = f"{fn.__qualname__}_{tag}"
+    f.__module__ = fn.__module__
+    return f
+
+
+def kernels():
+    """The compiled kernels to use from this thread and their thread count (numba's set to torch's;
+    parallel only from the main thread, see :func:`~sklearn_snn._core.threads.kernel_threads`)."""
+    nb = numba_kernels()
+    n = kernel_threads(nb.numba)
+    return (nb.ser, 1) if n == 1 else (nb.par, n)
+
+
+def as_numpy(t):
+    """The numpy view of a CPU tensor, for the kernels' arguments."""
+    return t.detach().numpy()
+
+
+_buf = buffers.empty       # a CPU buffer for the kernels: from the reuse pool while training (pooled)
+
+
+def per_neuron(p, H, like):
+    """A parameter as a contiguous (H,) tensor, or None when it does not broadcast to (H,)."""
+    t = torch.as_tensor(p, dtype=like.dtype, device=like.device).detach()
+    if t.dim() > 1 and any(n != 1 for n in t.shape[:-1]):
+        return None
+    t = t.reshape(-1) if t.dim() else t.reshape(1)
+    if t.numel() not in (1, H):
+        return None
+    return t.expand(H).contiguous()
+
+
+_PN_CACHE = {}
+
+
+def _pn(p, H, like):
+    """:func:`per_neuron` as a numpy array for the kernels; constants are built once."""
+    if is_tensor(p):
+        return as_numpy(per_neuron(p, H, like))
+    key = (float(p), H, like.dtype)
+    a = _PN_CACHE.get(key)
+    if a is None:
+        if len(_PN_CACHE) > 256:
+            _PN_CACHE.clear()
+        a = _PN_CACHE[key] = as_numpy(per_neuron(p, H, like))
+    return a
+
+
+def scan_ok(x, w_rec, params):
+    if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64) or x.dim() != 3:
+        return False
+    if w_rec is not None and (w_rec.device.type != "cpu" or w_rec.dtype != x.dtype):
+        return False
+    return all(not is_tensor(p) or (p.device.type == "cpu" and per_neuron(p, x.shape[2], x) is not None)
+               for p in params)
+
+
+class ScanCompiled(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, w_rec, beta, alpha, thr, v0, syn0, a0, s0, spec, deriv, slope, inplace, record):
+        _, n = kernels()
+        T, B, H = x.shape
+        cuba, alif, rec = spec.uses_synapse, spec.adaptive, w_rec is not None
+        subtract = spec.reset == "subtract"
+        bt, at, tt = (_pn(p, H, x) for p in (beta, alpha, thr))
+        xc = x.detach()
+        inplace = bool(inplace) and xc.is_contiguous()
+        if not inplace:
+            xc = xc.contiguous()
+        # a graph is recorded (record: grad mode was on outside; needs_input_grad alone also says
+        # True under no_grad for parameters): then the whole-sequence buffers come from the reuse
+        # pool (see buffers.py), and the spikes are kept for the backward pass where it reads them
+        train = record and any(ctx.needs_input_grad[:5])
+        U = xc if inplace else _buf((T, B, H), xc.dtype, train)
+        S = _buf((T, B, H), xc.dtype, train)
+        # the backward pass reads the spikes only for zero reset, recurrent weights and the
+        # parameter gradients; then they are kept as uint8 (a quarter of the float copy)
+        need_params = any(ctx.needs_input_grad[2:5])
+        save_q = train and (not subtract or rec or need_params)
+        Q = _buf((T, B, H), torch.uint8, train) if save_q else torch.empty((1, 1, 1), dtype=torch.uint8)
+        A = _buf((T, B, H), xc.dtype, train) if alif else xc.new_empty((1, 1, 1))
+        fin = [s.detach().to(x.dtype, copy=True).contiguous() for s in (v0, syn0, a0, s0)]
+        fpar = _fpar(spec, x.dtype, slope, -1)
+        wr = w_rec.detach().contiguous() if rec else _dummy(xc.dtype, 2)
+        mod = specialised("fwd", rec=rec, cuba=cuba, alif=alif, subtract=subtract, saveq=save_q,
+                           inplace=inplace, parallel=n > 1)
+        mod.forward(0, T, as_numpy(xc), as_numpy(wr), bt, at, tt, fpar, *(as_numpy(a) for a in (U, S, Q, A, *fin)), min(n, B))
+        ctx.spec, ctx.deriv, ctx.slope = spec, deriv, slope
+        ctx.params = (beta, alpha, thr)
+        ctx.set_materialize_grads(False)      # no (T, B, H) zeros for the membrane's unused gradient
+        ctx.inplace, ctx.consumed = inplace, False
+        ctx.save_for_backward(w_rec, U, Q if save_q else None, A if alif else None, v0, syn0, a0, s0)
+        final = tuple(fin)
+        ctx.mark_non_differentiable(U, *final)
+        return (S, U) + final
+
+    @staticmethod
+    def backward(ctx, gS, gU, *g_final):
+        if ctx.consumed:
+            raise RuntimeError(
+                "This spiking layer's backward pass already ran and reused its stored membrane for the "
+                "gradient (to save memory), so it cannot run twice (retain_graph=True). Run the "
+                "forward pass again for a second backward pass.")
+        _, n = kernels()
+        w_rec, U, Q, A, v0, syn0, a0, s0 = ctx.saved_tensors
+        spec, deriv, slope = ctx.spec, ctx.deriv, ctx.slope
+        beta, alpha, thr = ctx.params
+        T, B, H = U.shape
+        cuba, alif, rec = spec.uses_synapse, spec.adaptive, w_rec is not None
+        subtract = spec.reset == "subtract"
+        need_params = any(ctx.needs_input_grad[2:5])
+        code = _surrogate_code(deriv)
+        SG = _dummy(U.dtype, 3)
+        if code < 0 or need_params:
+            theta = (A * spec.adapt + thr) if alif else thr
+            SG = deriv(U - theta, slope).contiguous()
+            code = -1
+        bt, at, tt = (_pn(p, H, U) for p in (beta, alpha, thr))
+        need_gu = cuba and need_params
+        need_gs = bool(ctx.needs_input_grad[4])
+        # the input gradient may take the membrane's buffer when the membrane is not needed
+        # afterwards (the parameter gradients read it) and the caller handed it over (inplace)
+        inplace = ctx.inplace and not need_params
+        GX = U if inplace else _buf((T, B, H), U.dtype)
+        GU = _buf((T, B, H), U.dtype) if need_gu else _dummy(U.dtype, 3)
+        GS = _buf((T, B, H), U.dtype) if need_gs else _dummy(U.dtype, 3)
+        has_gs = gS is not None
+        gSc = gS.contiguous() if has_gs else _dummy(U.dtype, 3)
+        Ac = A if alif else _dummy(U.dtype, 3)
+        Qc = Q if Q is not None else torch.empty((1, 1, 1), dtype=torch.uint8)
+        fpar = _fpar(spec, U.dtype, slope, code)
+        mod = specialised("bwd", rec=rec, cuba=cuba, alif=alif, subtract=subtract, detach=spec.detach_reset,
+                           code=code, need_gu=need_gu, need_gs=need_gs, has_gs=has_gs, inplace=inplace,
+                           parallel=n > 1 and not rec)
+        gu, ga, gsyn = (torch.zeros((B, H), dtype=U.dtype) for _ in range(3))
+        rt = torch.zeros((B, H), dtype=U.dtype) if rec else _dummy(U.dtype, 2)
+        arrs = [as_numpy(a) for a in (gSc, U, Qc, Ac, SG)]
+        tail = [as_numpy(a) for a in (GX, GU, GS, gu, ga, gsyn, rt)]
+        if not rec:
+            mod.backward(T, 0, *arrs, bt, at, tt, fpar, *tail, min(n, B))
+        else:
+            # one step at a time: the recurrent adjoint of the whole batch as one matmul between the
+            # step kernels (BLAS, on torch's threads)
+            bwd = mod.backward
+            src = gsyn if cuba else gu
+            wT = w_rec.detach().t()
+            for t in range(T - 1, -1, -1):
+                if t < T - 1:
+                    torch.mm(src, wT, out=rt)
+                bwd(t + 1, t, *arrs, bt, at, tt, fpar, *tail, 1)
+        grads = [None] * 14
+        if rec and ctx.needs_input_grad[1]:
+            # sum_t s_(t-1)^T gi_t from the stored uint8 spikes, after the loop: the rows of W_rec
+            # split between the threads (q0: the initial spikes, for t = 0)
+            nb, _ = kernels()
+            q0 = (s0.detach() != 0).to(torch.uint8).expand(B, H).contiguous()
+            gw = torch.zeros((H, H), dtype=U.dtype)
+            nb.rec_wgrad(as_numpy(Q), as_numpy(q0), as_numpy(GX), as_numpy(gw), max(1, min(n, H)))
+            grads[1] = gw
+        ctx.consumed = inplace
+        if not cuba:
+            GU = GX
+        grads[0] = GX if ctx.needs_input_grad[0] else None
+        if need_params:
+            S = Q.to(U.dtype)
+            grads[2:5] = param_grads(ctx.needs_input_grad, U, S, GU, GX, GS, SG, v0, syn0,
+                                      beta, alpha, thr, cuba, subtract)
+        return tuple(grads)
+
+
+_DUMMIES = {}
+
+
+def _dummy(dtype, ndim):
+    """A tiny placeholder array for kernel arguments a specialisation never reads."""
+    key = (dtype, ndim)
+    d = _DUMMIES.get(key)
+    if d is None:
+        d = _DUMMIES[key] = torch.zeros((1,) * ndim, dtype=dtype)
+    return d
+
+
+_FPAR_CACHE = {}
+
+
+def _fpar(spec, dtype, slope, code):
+    key = (spec.adapt, spec.rho, dtype, slope, code)
+    a = _FPAR_CACHE.get(key)
+    if a is None:
+        import numpy
+
+        c1, c2 = _surrogate_consts(code, slope)
+        nd = numpy.float32 if dtype == torch.float32 else numpy.float64
+        if len(_FPAR_CACHE) > 256:
+            _FPAR_CACHE.clear()
+        a = _FPAR_CACHE[key] = numpy.array([spec.adapt, spec.rho, 1.0, 0.0, slope, c1, c2, 0.0], dtype=nd)
+    return a
+
+
+class LeakyCompiled(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, beta):
+        nb, _ = kernels()
+        bt = per_neuron(beta, x.shape[2], x)
+        xc = x.detach().contiguous()
+        V = torch.empty_like(xc)
+        nb.leaky(as_numpy(xc), as_numpy(bt), as_numpy(V), False)
+        ctx.beta = beta
+        ctx.save_for_backward(V if is_tensor(beta) else None, bt)
+        return V
+
+    @staticmethod
+    def backward(ctx, gV):
+        nb, _ = kernels()
+        V, bt = ctx.saved_tensors
+        G = torch.empty_like(gV, memory_format=torch.contiguous_format)
+        nb.leaky(as_numpy(gV.contiguous()), as_numpy(bt), as_numpy(G), True)
+        gbeta = None
+        if is_tensor(ctx.beta) and ctx.needs_input_grad[1]:
+            V_prev = torch.cat([torch.zeros_like(V[:1]), V[:-1]], 0)
+            gbeta = reduce_to((G * V_prev).sum((0, 1)), ctx.beta)
+        return G, gbeta
+
+
+def leaky_ok(x, beta):
+    return (x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and x.dim() == 3
+            and (not is_tensor(beta) or (beta.device.type == "cpu" and per_neuron(beta, x.shape[2], x) is not None)))
+

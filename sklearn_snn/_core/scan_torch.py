@@ -1,0 +1,259 @@
+"""The neuron scan in torch ops: the reference backend and the adjoint math all backends share.
+
+``ScanTorch`` runs a population of spiking neurons over all time steps of precomputed input
+currents ``x`` of shape ``(T, B, H)`` with torch ops (any device, any dtype). Autograd sees one node
+instead of ~10 per step: the forward keeps only the membrane before reset (float) and the spikes
+(bool) -- plus the adaptation variable for ``alif`` -- and the backward pass walks the adjoint
+recurrence of :mod:`~sklearn_snn._core.neurons` in reverse. Everything that does not depend on the
+reverse recurrence (surrogate derivatives, reset coefficients, weight and parameter gradients) is
+computed for all steps at once, so the per-step work is one fused op for the feed-forward LIF case.
+
+The adjoint (``g*`` = gradient of the loss w.r.t. that quantity, ``sg_t`` the surrogate derivative at
+``u_t - theta_t``)::
+
+    gs_t   = dL/ds_t + (gi_{t+1} W_rec^T) + ga_t + [not detach_reset] gv_t * dv_t/ds_t
+    gu_t   = gv_t * dv_t/du_t + gs_t * sg_t
+    ga_t-1 = rho * ga_t - adapt * gs_t * sg_t                     (alif)
+    gsyn_t = gu_t + alpha * gsyn_{t+1};  gi_t = gsyn_t            (cuba; else gi_t = gu_t)
+    gv_t-1 = beta * gu_t
+
+:func:`param_grads` turns the stored trajectory and these adjoints into the gradients of the
+decays and the threshold (for every backend). ``reference_scan`` is the plain per-step autograd
+version built from ``neurons.neuron_step``; the tests hold the backends equal to it for every
+model, reset mode, surrogate and recurrence option. ``LeakyTorch`` is the non-spiking leaky
+integrator. The entry points that choose a backend are in :mod:`~sklearn_snn._core.kernels`.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .neurons import NeuronSpec, neuron_step
+from .surrogate import spike
+
+__all__ = ["LeakyTorch", "ScanTorch", "is_tensor", "param_grads", "reduce_to", "reference_scan", "scale_add"]
+
+
+def is_tensor(v):
+    return isinstance(v, torch.Tensor)
+
+
+def scale_add(x, y, k, out=None):
+    """``x + k * y`` for a float or a tensor ``k`` in one op."""
+    if is_tensor(k):
+        return torch.addcmul(x, y, k, out=out) if out is not None else torch.addcmul(x, y, k)
+    return torch.add(x, y, alpha=k, out=out) if out is not None else torch.add(x, y, alpha=k)
+
+
+def reduce_to(grad, like):
+    """Sum a gradient over broadcast dimensions down to the shape of ``like``."""
+    if not is_tensor(like):
+        return None
+    g = grad
+    while g.dim() > like.dim():
+        g = g.sum(0)
+    for i, n in enumerate(like.shape):
+        if n == 1 and g.shape[i] != 1:
+            g = g.sum(i, keepdim=True)
+    return g.reshape(like.shape)
+
+
+class ScanTorch(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, w_rec, beta, alpha, thr, v0, syn0, a0, s0, spec, deriv, slope, inplace, record):
+        T, B, H = x.shape
+        cuba, alif, rec = spec.uses_synapse, spec.adaptive, w_rec is not None
+        # inplace: the membrane overwrites the input current (step t reads x[t] before writing U[t])
+        U = x.detach() if inplace else torch.empty_like(x)
+        Sb = torch.empty((T, B, H), dtype=torch.bool, device=x.device)
+        A = torch.empty_like(x) if alif else None
+        neg_thr = -thr if is_tensor(thr) else torch.tensor(-thr, dtype=x.dtype, device=x.device)
+        v, syn, a, s_prev = v0, syn0, a0, s0
+        for t in range(T):
+            xt = x[t]
+            if rec:
+                xt = torch.addmm(xt, s_prev, w_rec)
+            if cuba:
+                syn = scale_add(xt, syn, alpha)
+                xt = syn
+            u = scale_add(xt, v, beta, out=U[t])
+            if alif:
+                A[t] = a
+                torch.ge(u, a * spec.adapt + thr, out=Sb[t])
+            else:
+                torch.ge(u, thr, out=Sb[t])
+            s = Sb[t]
+            v = torch.addcmul(u, s, neg_thr) if spec.reset == "subtract" else u.masked_fill(s, 0.0)
+            if alif:
+                a = torch.add(a * spec.rho, s)
+            if rec:
+                s_prev = s.to(x.dtype)
+        S = Sb.to(x.dtype)
+        ctx.spec, ctx.deriv, ctx.slope = spec, deriv, slope
+        ctx.params = (beta, alpha, thr)
+        ctx.set_materialize_grads(False)      # no (T, B, H) zeros for the membrane's unused gradient
+        ctx.save_for_backward(w_rec, U, Sb, A, v0, syn0, a0, s0)
+        final = tuple(f.detach().clone() for f in (v, syn if cuba else v0, a if alif else v0,
+                                                    s_prev if rec else S[-1]))
+        ctx.mark_non_differentiable(U, *final)
+        return (S, U) + final
+
+    @staticmethod
+    def backward(ctx, gS, gU, *g_final):
+        w_rec, U, Sb, A, v0, syn0, a0, s0 = ctx.saved_tensors
+        spec, deriv, slope = ctx.spec, ctx.deriv, ctx.slope
+        beta, alpha, thr = ctx.params
+        T, B, H = U.shape
+        cuba, alif, rec = spec.uses_synapse, spec.adaptive, w_rec is not None
+        subtract, dr = spec.reset == "subtract", spec.detach_reset
+        if gS is None:
+            gS = torch.zeros_like(U)
+        S = Sb.to(U.dtype)
+        theta = (A * spec.adapt + thr) if alif else thr
+        SG = deriv(U - theta, slope)
+        # dv_t/du_t and (without detach) dv_t/ds_t, for all steps at once
+        q = 1.0 if subtract else 1.0 - S
+        r = (-thr if subtract else -U) if not dr else None
+        D = q + r * SG if not dr else q
+        GU = torch.empty_like(U)
+        need_gs = alif or rec or (not dr) or ctx.needs_input_grad[4]
+
+        if not (rec or alif):
+            C = gS * SG
+            gu = torch.zeros_like(U[0])
+            if isinstance(D, float) and not is_tensor(beta):
+                for t in range(T - 1, -1, -1):
+                    gu = torch.add(C[t], gu, alpha=beta, out=GU[t])
+            else:
+                DB = torch.as_tensor(D, dtype=U.dtype, device=U.device) * beta
+                DB = DB.expand_as(U) if DB.dim() < 3 else DB
+                for t in range(T - 1, -1, -1):
+                    gu = torch.addcmul(C[t], DB[t], gu, out=GU[t])
+            GS = None
+        else:
+            GS = torch.empty_like(U) if need_gs else None
+            gu = torch.zeros_like(U[0])
+            ga = torch.zeros_like(U[0]) if alif else None
+            gi_next = None
+            gsyn = torch.zeros_like(U[0]) if cuba else None
+            GI = torch.empty_like(U) if cuba and rec else None
+            for t in range(T - 1, -1, -1):
+                gv = gu * beta
+                G = gS[t]
+                if rec and gi_next is not None:
+                    G = torch.addmm(G, gi_next, w_rec.t())
+                if alif:
+                    G = G + ga
+                if dr:
+                    gs = G
+                else:
+                    gs = G + gv * (r[t] if is_tensor(r) and r.dim() == 3 else r)
+                if GS is not None:
+                    GS[t] = gs
+                gsg = gs * SG[t]
+                if subtract:
+                    gu = torch.add(gsg, gv, out=GU[t])
+                else:
+                    gu = torch.addcmul(gsg, gv, q[t], out=GU[t])
+                if alif:
+                    ga = torch.add(ga * spec.rho, gsg, alpha=-spec.adapt)
+                if rec:
+                    if cuba:
+                        gsyn = scale_add(gu, gsyn, alpha)
+                        GI[t] = gsyn
+                        gi_next = gsyn
+                    else:
+                        gi_next = gu
+        # synaptic filter: gi_t = gu_t + alpha * gi_{t+1}
+        if cuba:
+            if rec:
+                GX = GI
+            else:
+                GX = torch.empty_like(U)
+                g = torch.zeros_like(U[0])
+                for t in range(T - 1, -1, -1):
+                    g = scale_add(GU[t], g, alpha, out=GX[t])
+        else:
+            GX = GU
+
+        grads = [None] * 14
+        grads[0] = GX if ctx.needs_input_grad[0] else None
+        if rec and ctx.needs_input_grad[1]:
+            S_prev = torch.cat([s0.unsqueeze(0), S[:-1]], 0)
+            grads[1] = S_prev.reshape(T * B, H).t() @ GX.reshape(T * B, H)
+        if any(ctx.needs_input_grad[2:5]):
+            if GS is None and ctx.needs_input_grad[4]:
+                GV = torch.cat([GU[1:] * beta, torch.zeros_like(U[:1])], 0)
+                GS = gS if dr else gS + GV * r
+            grads[2:5] = param_grads(ctx.needs_input_grad, U, S, GU, GX, GS, SG, v0, syn0,
+                                      beta, alpha, thr, cuba, subtract)
+        return tuple(grads)
+
+
+def param_grads(needs, U, S, GU, GX, GS, SG, v0, syn0, beta, alpha, thr, cuba, subtract):
+    """Gradients of the decays and the threshold from the stored trajectory (both backends).
+
+    ``GU``/``GX`` are the adjoints of the pre-reset membrane and of the input current, ``GS`` the
+    total gradient reaching the spikes and ``SG`` the surrogate derivative, all (T, B, H).
+    """
+    gbeta = galpha = gthr = None
+    # post-reset membrane v_t, needed for the decay and synapse gradients
+    V = U - thr * S if subtract else U * (1.0 - S)
+    V_prev = torch.cat([v0.unsqueeze(0), V[:-1]], 0)
+    if needs[2]:
+        gbeta = reduce_to((GU * V_prev).sum((0, 1)), beta)
+    if cuba and needs[3]:
+        SYN = U - beta * V_prev
+        SYN_prev = torch.cat([syn0.unsqueeze(0), SYN[:-1]], 0)
+        galpha = reduce_to((GX * SYN_prev).sum((0, 1)), alpha)
+    if needs[4]:
+        g = -(GS * SG)
+        if subtract:
+            GV = torch.cat([GU[1:] * beta, torch.zeros_like(U[:1])], 0)
+            g = g - GV * S
+        gthr = reduce_to(g.sum((0, 1)), thr)
+    return [gbeta, galpha, gthr]
+
+
+def reference_scan(x, spec: NeuronSpec, surrogate="fast_sigmoid", slope=10.0, w_rec=None,
+                   beta=None, alpha=None, threshold=None, state=None):
+    """The same computation as :func:`~sklearn_snn._core.kernels.spiking_scan` as a plain per-step autograd loop."""
+    T, B, H = x.shape
+    z = x.new_zeros((B, H))
+    v, syn, a, s = state if state is not None else (z, z, z, z)
+    st = (v, syn, a)
+    fn = lambda d: spike(d, surrogate, slope)  # noqa: E731
+    spikes, mems = [], []
+    for t in range(T):
+        xt = x[t] if w_rec is None else x[t] + s @ w_rec
+        s, u, st = neuron_step(spec, xt, st, fn, beta=beta, alpha=alpha, threshold=threshold)
+        spikes.append(s)
+        mems.append(u)
+    return torch.stack(spikes), torch.stack(mems), (st[0], st[1], st[2], s)
+
+
+class LeakyTorch(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, beta):
+        V = torch.empty_like(x)
+        v = torch.zeros_like(x[0])
+        for t in range(x.shape[0]):
+            v = scale_add(x[t], v, beta, out=V[t])
+        ctx.beta = beta
+        if is_tensor(beta):
+            ctx.save_for_backward(V)
+        return V
+
+    @staticmethod
+    def backward(ctx, gV):
+        beta = ctx.beta
+        G = torch.empty_like(gV)
+        g = torch.zeros_like(gV[0])
+        for t in range(gV.shape[0] - 1, -1, -1):
+            g = scale_add(gV[t], g, beta, out=G[t])
+        gbeta = None
+        if is_tensor(beta) and ctx.needs_input_grad[1]:
+            (V,) = ctx.saved_tensors
+            V_prev = torch.cat([torch.zeros_like(V[:1]), V[:-1]], 0)
+            gbeta = reduce_to((G * V_prev).sum((0, 1)), beta)
+        return G, gbeta
