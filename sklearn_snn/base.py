@@ -117,6 +117,10 @@ class BaseSNN(BaseEstimator):
     #: Rows per batch in predict / transform / simulate (and the per-epoch validation pass): memory
     #: of inference is bounded by one batch. Not a parameter; set it on an instance to change it.
     inference_batch_size = 512
+    #: dtype of predict / transform / simulate. None: float64 on the CPU (so that the composition
+    #: of a batch can never flip a spike through rounding), float32 on a GPU. Not a parameter; set
+    #: it on an instance (e.g. ``torch.float32``) for faster, rounding-sensitive inference.
+    inference_dtype = None
 
     # --- devices and randomness -------------------------------------------------------------
     def _device(self):
@@ -195,6 +199,8 @@ class BaseSNN(BaseEstimator):
         return torch.cat(outs).double().cpu().numpy()
 
     def _inference_dtype(self):
+        if self.inference_dtype is not None:
+            return self.inference_dtype
         return torch.float64 if self._device().type == "cpu" else torch.float32
 
     def _batched(self, X, fn, batch_size=None):

@@ -305,3 +305,22 @@ def test_finite_loss_with_non_finite_gradient_stops_training(bad):
     with pytest.raises(DivergedError, match="a gradient is not"):
         run_epochs(module, state, X, y, step, cfg, 3)
     assert all(torch.equal(module.state_dict()[k], v) for k, v in start.items())
+
+
+def test_public_inference_dtype():
+    """``inference_dtype`` (a documented attribute, not a parameter) chooses the dtype of predict:
+    float64 on the CPU by default, float32 when set (the search scores its pruning epochs so)."""
+    import torch
+    from sklearn.datasets import load_iris
+
+    from sklearn_snn import SurrogateSNNClassifier
+
+    X, y = load_iris(return_X_y=True)
+    clf = SurrogateSNNClassifier(hidden_layer_sizes=(16,), n_steps=6, max_iter=5, random_state=0).fit(X, y)
+    assert clf.inference_dtype is None and "inference_dtype" not in clf.get_params()
+    p64 = clf.predict_proba(X)
+    clf.inference_dtype = torch.float32
+    p32 = clf.predict_proba(X)
+    assert np.allclose(p32, p64, atol=1e-4) and not np.array_equal(p32, p64)
+    del clf.inference_dtype
+    assert np.array_equal(clf.predict_proba(X), p64)

@@ -84,18 +84,16 @@ def _fast_inference(est):
     (on digits about as much as a training epoch on a 2:1 split).
     """
     last = _last_step(est)
-    hook = getattr(type(last), "_inference_dtype", None)
-    if hook is None or "_inference_dtype" in vars(last):
-        yield
+    if not hasattr(type(last), "inference_dtype") or "inference_dtype" in vars(last):
+        yield  # not one of the package's networks, or its user chose a dtype
         return
     import torch
 
-    last._inference_dtype = lambda: torch.float32
+    last.inference_dtype = torch.float32
     try:
         yield
     finally:
-        with contextlib.suppress(AttributeError):
-            del last._inference_dtype
+        del last.inference_dtype
 
 
 class _LocalPruner:
