@@ -18,7 +18,7 @@ __all__ = ["all_estimators", "fast_instance", "FAST_PARAMS", "SKIPPED_MODULES"]
 
 # Public modules that hold no estimator (not imported by the discovery: some are slow to import).
 _NOT_ESTIMATOR_MODULES = frozenset({
-    "base", "callbacks", "cli", "datasets", "metrics", "persistence", "plotting", "training", "utils", "validation",
+    "base", "callbacks", "cli", "datasets", "metrics", "persistence", "plotting", "tasks", "training", "utils", "validation",
 })
 
 #: ``module name -> repr of the exception`` for modules that failed to import in the last

@@ -1,0 +1,208 @@
+"""Few-shot tasks for meta learning: N-way K-shot episodes and task streams.
+
+- :class:`FewShotTaskSampler`: N-way K-shot episodes (:class:`Episode`) from sklearn's digits,
+  from freshly drawn random manifolds (:func:`~sklearn_snn.datasets.make_randman`) or from any
+  labelled data.
+- :class:`TaskStream`, :func:`as_task`, :func:`check_task_layouts`: how
+  :meth:`sklearn_snn.meta.MetaSNNClassifier.meta_fit` draws, relabels and checks its tasks.
+
+:class:`FewShotTaskSampler` and :class:`Episode` are also importable from :mod:`sklearn_snn.meta`.
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+
+import numpy as np
+from sklearn.utils import check_random_state
+
+__all__ = [
+    "Episode",
+    "FewShotTaskSampler",
+    "TaskStream",
+    "as_task",
+    "check_task_layouts",
+]
+
+
+# --------------------------------------------------------------------------------------------
+# Few-shot tasks
+# --------------------------------------------------------------------------------------------
+
+Episode = namedtuple("Episode", ["X_support", "y_support", "X_query", "y_query", "classes"])
+Episode.__doc__ = """An N-way K-shot task: support and query sets with labels 0..N-1 (``classes`` holds
+the original class of each label)."""
+
+
+class FewShotTaskSampler:
+    """N-way K-shot classification episodes from shipped data.
+
+    Every episode draws ``n_way`` classes, ``k_shot`` support and ``n_query`` query samples per
+    class (without overlap), and relabels the classes 0..N-1 in a random order, so a learner cannot
+    memorise a fixed class-to-output mapping.
+
+    Parameters
+    ----------
+    n_way, k_shot, n_query : int, default=5, 5, 15
+    source : 'digits', 'randman' or (X, y), default='digits'
+        ``'digits'``: sklearn's 8x8 digits (2D, 64 features). ``'randman'``: every episode draws
+        ``n_way`` new random manifolds (:func:`~sklearn_snn.datasets.make_randman`, 3D spike
+        trains), so no two episodes share a class. ``(X, y)``: any labelled data.
+    classes : sequence or None, default=None
+        Restrict the episodes to these classes (e.g. hold some digits out for testing).
+    n_units, n_steps, dim_manifold : int, default=20, 50, 1
+        Shape of the ``'randman'`` tasks.
+    random_state : int, RandomState or None, default=None
+        Seeds iteration (``iter(sampler)``) and :meth:`episodes`.
+
+    Examples
+    --------
+    >>> sampler = FewShotTaskSampler(n_way=3, k_shot=2, n_query=4, classes=[0, 1, 2, 3], random_state=0)
+    >>> ep = sampler.sample(random_state=0)
+    >>> ep.X_support.shape, sorted(set(ep.y_support.tolist())), ep.X_query.shape
+    ((6, 64), [0, 1, 2], (12, 64))
+    """
+
+    def __init__(self, n_way=5, k_shot=5, n_query=15, source="digits", classes=None, n_units=20, n_steps=50,
+                 dim_manifold=1, random_state=None):
+        self.n_way, self.k_shot, self.n_query = int(n_way), int(k_shot), int(n_query)
+        self.source, self.classes = source, classes
+        self.n_units, self.n_steps, self.dim_manifold = n_units, n_steps, dim_manifold
+        self.random_state = random_state
+        if self.n_way < 2 or self.k_shot < 1 or self.n_query < 0:
+            raise ValueError("n_way must be >= 2, k_shot >= 1 and n_query >= 0.")
+        self._X, self._y = None, None
+        if isinstance(source, str):
+            if source == "digits":
+                from sklearn.datasets import load_digits
+
+                self._X, self._y = load_digits(return_X_y=True)
+            elif source != "randman":
+                raise ValueError(f"source must be 'digits', 'randman' or (X, y), got {source!r}.")
+        else:
+            X, y = source
+            self._X, self._y = np.asarray(X), np.asarray(y)
+        if self._X is not None:
+            pool = np.unique(self._y) if classes is None else np.asarray(classes)
+            missing = np.setdiff1d(pool, self._y)
+            if missing.size:
+                raise ValueError(f"classes {missing.tolist()} do not occur in the data.")
+            counts = np.array([(self._y == c).sum() for c in pool])
+            if pool.size < self.n_way:
+                raise ValueError(f"n_way={self.n_way} needs at least {self.n_way} classes, got {pool.size}.")
+            if counts.min() < self.k_shot + self.n_query:
+                raise ValueError(f"Every class needs k_shot + n_query = {self.k_shot + self.n_query} samples; "
+                                 f"the smallest has {counts.min()}.")
+            self._pool = pool
+            self._index = {c: np.flatnonzero(self._y == c) for c in pool}
+
+    def sample(self, random_state=None):
+        """Draw one :class:`Episode`."""
+        rng = check_random_state(random_state)
+        k, q = self.k_shot, self.n_query
+        if self._X is None:
+            from .datasets import make_randman
+
+            X, y = make_randman(n_samples=self.n_way * (k + q), n_classes=self.n_way, n_units=self.n_units,
+                                n_steps=self.n_steps, dim_manifold=self.dim_manifold,
+                                random_state=rng.randint(np.iinfo(np.int32).max))
+            groups = [np.flatnonzero(y == c) for c in range(self.n_way)]
+            chosen = np.arange(self.n_way)
+        else:
+            X = self._X
+            chosen = rng.choice(self._pool, self.n_way, replace=False)
+            groups = [rng.choice(self._index[c], k + q, replace=False) for c in chosen]
+        order = rng.permutation(self.n_way)  # label of the i-th chosen class
+        sup = np.concatenate([g[:k] for g in groups])
+        qry = np.concatenate([g[k:k + q] for g in groups])
+        lab = np.repeat(order, k), np.repeat(order, q)
+        classes = np.empty(self.n_way, dtype=np.asarray(chosen).dtype)
+        classes[order] = chosen
+        return Episode(X[sup], lab[0], X[qry], lab[1], classes)
+
+    def episodes(self, n, random_state=None):
+        """A list of ``n`` episodes (seeded by ``random_state``, else the sampler's)."""
+        rng = check_random_state(self.random_state if random_state is None else random_state)
+        return [self.sample(rng) for _ in range(n)]
+
+    def __iter__(self):
+        rng = check_random_state(self.random_state)
+        while True:
+            yield self.sample(rng)
+
+    def __repr__(self):
+        src = self.source if isinstance(self.source, str) else "(X, y)"
+        return f"FewShotTaskSampler(n_way={self.n_way}, k_shot={self.k_shot}, n_query={self.n_query}, source={src!r})"
+
+
+# --------------------------------------------------------------------------------------------
+# Task streams of meta-training
+# --------------------------------------------------------------------------------------------
+
+def as_task(task, split, rng):
+    """(X_support, y_support, X_query, y_query) with labels 0..k-1 from an Episode or (X, y)."""
+    if len(task) >= 4:
+        Xs, ys, Xq, yq = task[:4]
+        classes, inv = np.unique(np.concatenate([np.asarray(ys), np.asarray(yq)]), return_inverse=True)
+        return np.asarray(Xs), inv[:len(ys)], np.asarray(Xq), inv[len(ys):]
+    X, y = task
+    X, y = np.asarray(X), np.asarray(y)
+    classes, inv = np.unique(y, return_inverse=True)
+    if not split:
+        return X, inv, X, inv
+    # stratified halves: support / query
+    sup = np.zeros(len(y), dtype=bool)
+    for c in range(len(classes)):
+        idx = rng.permutation(np.flatnonzero(inv == c))
+        sup[idx[: max(1, len(idx) // 2)]] = True
+    if sup.all():
+        return X, inv, X, inv
+    return X[sup], inv[sup], X[~sup], inv[~sup]
+
+
+class TaskStream:
+    """Tasks for meta-training from a sampler, a sequence or an iterator."""
+
+    def __init__(self, tasks, rng):
+        self.rng = rng
+        self.sampler = tasks if hasattr(tasks, "sample") and callable(tasks.sample) else None
+        self.seq = None
+        self.it = None
+        if self.sampler is None:
+            if hasattr(tasks, "__len__") and hasattr(tasks, "__getitem__"):
+                self.seq = list(tasks)
+                if not self.seq:
+                    raise ValueError("tasks is empty.")
+            else:
+                self.it = iter(tasks)
+
+    def next(self):
+        if self.sampler is not None:
+            return self.sampler.sample(self.rng)
+        if self.seq is not None:
+            return self.seq[self.rng.randint(len(self.seq))]
+        return next(self.it)
+
+
+def _task_layout(task, label):
+    """(ndim, n_features) of the inputs of one task, before relabelling."""
+    shapes = [np.shape(task[0])] + ([np.shape(task[2])] if len(task) >= 4 else [])
+    layouts = [(len(sh), sh[-1] if sh else 0) for sh in shapes]
+    if len(set(layouts)) > 1:
+        raise ValueError(f"{label} has support inputs of shape {shapes[0]} but query inputs of shape {shapes[1]}; "
+                         "both must have the same number of features.")
+    return layouts[0]
+
+
+def check_task_layouts(tasks, label):
+    """Every task must have the input layout of the first: one network is meta-learned for all."""
+    first = None
+    for i, task in enumerate(tasks):
+        nd, nf = _task_layout(task, label(i))
+        if first is None:
+            first = (nd, nf)
+        elif (nd, nf) != first:
+            dims = "" if nd == first[0] else f" ({nd}D input against {first[0]}D)"
+            raise ValueError(f"{label(i)} has {nf} features but {label(0)} has {first[1]}{dims}; all tasks of "
+                             "meta_fit must have the same input layout (one network is meta-learned for all of "
+                             "them): select or pad the features so that every task has the same number.")
