@@ -351,7 +351,7 @@ class ConvertedSNN(ClassifierMixin, BaseSNN):
         if not shape or any(s < 1 for s in shape) or int(np.prod(shape, dtype=object)) != self.n_features_in_:
             raise ValueError(f"input_shape_={shape} does not hold the {self.n_features_in_} input features.")
         ann = conv.sequential_from_specs(self.canonical_layers_, input_shape=shape, n_outputs=len(self.classes_))
-        conv._check_scales(ann, self.activation_scales_)  # one per layer, positive at the activations
+        conv.check_scales(ann, self.activation_scales_)  # one per layer, positive at the activations
         if name == "canonical_ann_":
             return ann
         # convert builds its layers with torch's default init: leave the global RNG as it was

@@ -18,13 +18,9 @@ import torch
 from sklearn.base import ClassifierMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from ._core.evolution import (
-    ARCHITECTURE_MODES,
-    STRATEGIES,
-    PopulationSNN,
-    make_strategy,
-)
+from ._core.evolution import ARCHITECTURE_MODES, PopulationSNN
 from ._core.network import SNN
+from ._core.strategies import STRATEGIES, make_strategy
 from ._core.training import LoopState, Method, Stopping
 from .base import BaseSNN, GradientSNNMixin, SNNClassifierMixin, make_generator
 from .training import run_training
@@ -123,7 +119,7 @@ class EvolvedSNN(ClassifierMixin, SNNClassifierMixin, BaseSNN):
     alpha : float, default=0.0
         L2 weight decay of 'openai-es'.
     strategy_params : dict or None, default=None
-        Extra settings of the GA (see :class:`sklearn_snn._core.evolution.GeneticAlgorithm`):
+        Extra settings of the GA (see :class:`sklearn_snn._core.strategies.GeneticAlgorithm`):
         ``n_elite`` (default ``max(1, population_size // 16)``), ``tournament_size``
         (``max(2, population_size // 8)``), ``crossover`` ('arithmetic', 'blend' or 'uniform'),
         ``crossover_rate`` (0.9), ``n_parents`` (4, for 'arithmetic'), ``mutation_rate`` (1.0,

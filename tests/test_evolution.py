@@ -13,18 +13,18 @@ from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklearn_snn._core.encoding import current
-from sklearn_snn._core.evolution import (
+from sklearn_snn._core.evolution import PopulationSNN
+from sklearn_snn._core.network import SNN
+from sklearn_snn._core.neurons import NeuronSpec
+from sklearn_snn._core.strategies import (
     CMAES,
     SNES,
     GeneticAlgorithm,
     OpenAIES,
-    PopulationSNN,
     SepCMAES,
     centered_ranks,
     make_strategy,
 )
-from sklearn_snn._core.network import SNN
-from sklearn_snn._core.neurons import NeuronSpec
 from sklearn_snn.evolution import EvolvedSNN
 from sklearn_snn.persistence import load, save
 

@@ -11,14 +11,10 @@ from sklearn.exceptions import ConvergenceWarning
 
 from sklearn_snn._core import evolution as evo
 from sklearn_snn._core.encoding import current
-from sklearn_snn._core.evolution import (
-    GeneticAlgorithm,
-    OpenAIES,
-    PopulationSNN,
-    _compiled,
-)
+from sklearn_snn._core.evolution import PopulationSNN, compiled_kernels
 from sklearn_snn._core.network import SNN
 from sklearn_snn._core.neurons import NeuronSpec
+from sklearn_snn._core.strategies import GeneticAlgorithm, OpenAIES
 from sklearn_snn._core.training import DivergedError
 from sklearn_snn.evolution import EvolvedSNN
 
@@ -96,7 +92,7 @@ def test_strategy_rejects_all_nonfinite_and_ranks_inf_last():
 
 
 # --- the compiled kernel ----------------------------------------------------------------------
-needs_numba = pytest.mark.skipif(_compiled() is None, reason="numba not installed")
+needs_numba = pytest.mark.skipif(compiled_kernels() is None, reason="numba not installed")
 
 
 @needs_numba
@@ -171,7 +167,7 @@ def test_ga_estimator_learns_iris_and_checks_params():
 
 
 def test_cma_refreshes_eigendecomposition_lazily(monkeypatch):
-    from sklearn_snn._core.evolution import CMAES
+    from sklearn_snn._core.strategies import CMAES
 
     es = CMAES(torch.ones(300), sigma=0.5)
     assert es.eigen_interval == int(1.0 / (10 * 300 * (es.c1 + es.cmu))) > 1

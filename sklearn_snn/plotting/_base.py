@@ -7,7 +7,7 @@ from numbers import Integral
 import numpy as np
 
 
-def _check_matplotlib(caller):
+def check_matplotlib(caller):
     """Raise an ImportError naming ``caller`` when matplotlib is not installed."""
     try:
         import matplotlib  # noqa: F401
@@ -16,9 +16,9 @@ def _check_matplotlib(caller):
                           "(or the extra: `pip install sklearn-snn[plot]`).") from exc
 
 
-def _axes(ax, caller, n=1, sharex=True):
+def get_axes(ax, caller, n=1, sharex=True):
     """One Axes (or ``n`` stacked Axes) to draw on: the given one(s), or a new figure."""
-    _check_matplotlib(caller)
+    check_matplotlib(caller)
     import matplotlib.pyplot as plt
 
     if ax is None:
@@ -33,7 +33,7 @@ def _axes(ax, caller, n=1, sharex=True):
     return fig, axes
 
 
-def _select_layers(names, layers):
+def select_layers(names, layers):
     if layers == "all" or layers is None:
         return list(range(len(names)))
     idx = [layers] if np.isscalar(layers) else list(layers)
@@ -51,7 +51,7 @@ def _select_layers(names, layers):
 
 
 
-def _take(X, sample):
+def take_sample(X, sample):
     if not hasattr(X, "iloc"):
         X = np.asarray(X) if not hasattr(X, "shape") else X
     n = X.shape[0]

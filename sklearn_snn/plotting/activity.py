@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._base import _axes, _select_layers, _take
+from ._base import get_axes, select_layers, take_sample
 
 __all__ = ["SpikeRasterDisplay", "MembraneTraceDisplay", "FiringRateDisplay"]
 
@@ -69,7 +69,7 @@ class SpikeRasterDisplay:
         -------
         self
         """
-        fig, axes = _axes(ax, "SpikeRasterDisplay.plot", len(self.spikes))
+        fig, axes = get_axes(ax, "SpikeRasterDisplay.plot", len(self.spikes))
         self.scatters_ = []
         for a, s, name in zip(axes, self.spikes, self.layer_names):
             t, n = np.nonzero(s)
@@ -120,10 +120,10 @@ class SpikeRasterDisplay:
         """
         from ..metrics import record_activity
 
-        X = _take(X, sample)
+        X = take_sample(X, sample)
         act = record_activity(estimator, X)
         names = list(act["layers"])[: len(act["spikes"])]
-        idx = _select_layers(names, layers)
+        idx = select_layers(names, layers)
         disp = cls([act["spikes"][i][0] for i in idx], [names[i] for i in idx])
         return disp.plot(ax=ax, **kwargs)
 
@@ -219,7 +219,7 @@ class MembraneTraceDisplay:
         -------
         self
         """
-        fig, (ax,) = _axes(ax, "MembraneTraceDisplay.plot")
+        fig, (ax,) = get_axes(ax, "MembraneTraceDisplay.plot")
         t = np.arange(self.membrane.shape[0])
         self.lines_, self.spike_markers_ = [], []
         for k, n in enumerate(self.neurons):
@@ -280,7 +280,7 @@ class MembraneTraceDisplay:
         from ..metrics import final_estimator, record_activity
 
         est, _ = final_estimator(estimator)
-        act = record_activity(estimator, _take(X, sample))
+        act = record_activity(estimator, take_sample(X, sample))
         if "membrane" not in act:
             raise TypeError(f"{type(est).__name__} does not record membrane potentials (its simulate(X) has no "
                             "'membrane' entry).")
@@ -360,7 +360,7 @@ class FiringRateDisplay:
         -------
         self
         """
-        fig, (ax,) = _axes(ax, "FiringRateDisplay.plot")
+        fig, (ax,) = get_axes(ax, "FiringRateDisplay.plot")
         top = max([float(r.max()) for r in self.rates if r.size] + [1e-3])
         self.bins_ = np.linspace(0.0, top, int(bins) + 1)
         self.counts_, self.patches_ = [], []

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import _axes, _check_matplotlib
+from ._base import check_matplotlib, get_axes
 
 __all__ = ["StepsCurveDisplay", "ReceptiveFieldDisplay", "FitnessCurveDisplay", "LossCurveDisplay",
            "SurrogateDisplay"]
@@ -62,7 +62,7 @@ class StepsCurveDisplay:
         -------
         self
         """
-        fig, (ax,) = _axes(ax, "StepsCurveDisplay.plot")
+        fig, (ax,) = get_axes(ax, "StepsCurveDisplay.plot")
         kwargs.setdefault("marker", "o")
         (self.line_,) = ax.plot(self.steps, self.accuracy, label=label, **kwargs)
         self.ann_line_ = None
@@ -206,7 +206,7 @@ class ReceptiveFieldDisplay:
         -------
         self
         """
-        _check_matplotlib("ReceptiveFieldDisplay.plot")
+        check_matplotlib("ReceptiveFieldDisplay.plot")
         import matplotlib.pyplot as plt
 
         n = min(int(max_fields), self.weights.shape[0])
@@ -280,7 +280,7 @@ class ReceptiveFieldDisplay:
             return disp.plot(ax=ax, **kwargs)
         import importlib
 
-        _check_matplotlib("ReceptiveFieldDisplay.from_estimator")
+        check_matplotlib("ReceptiveFieldDisplay.from_estimator")
         plot_fn = getattr(importlib.import_module(type(est).__module__), "plot_receptive_fields", None)
         if plot_fn is None:
             raise TypeError(f"tiled=True needs a plot_receptive_fields function beside {type(est).__name__}.")
@@ -298,7 +298,7 @@ class _CurveDisplay:
     _ylabel = "value"
 
     def _draw(self, ax, curves, caller, **kwargs):
-        fig, (ax,) = _axes(ax, caller)
+        fig, (ax,) = get_axes(ax, caller)
         self.lines_ = []
         for name, values in curves.items():
             v = np.asarray(values, dtype=float)
@@ -557,7 +557,7 @@ class SurrogateDisplay:
         -------
         self
         """
-        fig, (ax,) = _axes(ax, "SurrogateDisplay.plot")
+        fig, (ax,) = get_axes(ax, "SurrogateDisplay.plot")
         self.lines_ = {}
         for name, d in self.derivatives.items():
             (self.lines_[name],) = ax.plot(self.x, d, label=name, **kwargs)
