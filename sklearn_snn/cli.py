@@ -11,7 +11,6 @@ prints a table and writes ``report.md`` and ``benchmark.png`` into the output fo
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
 import time
@@ -162,38 +161,30 @@ output_file = _as_type(check_output_file, "output file")
 
 
 def _snn_models(quick):
-    """(name, factory, input kinds) for every SNN estimator that imports."""
+    """(name, factory, input kinds) for every SNN estimator of the package."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import MinMaxScaler
+
+    from sklearn_snn import ConvertedSNN, EventPropClassifier, EvolvedSNN, STDPTransformer, SurrogateSNNClassifier
+
     e = 10 if quick else 60
     models = []
 
-    def add(name, module, cls, kinds, **kw):
-        try:
-            klass = getattr(importlib.import_module(f"sklearn_snn.{module}"), cls)
-        except (ImportError, AttributeError):
-            return
+    def add(name, klass, kinds, **kw):
         models.append((name, lambda: klass(**kw), kinds))
 
-    add("SurrogateSNN", "surrogate", "SurrogateSNNClassifier", {"2d", "yinyang"}, max_iter=e, random_state=0)
+    add("SurrogateSNN", SurrogateSNNClassifier, {"2d", "yinyang"}, max_iter=e, random_state=0)
     # spike-timing input: a current-based synapse integrates the input spikes (see doc/benchmarks.rst)
-    add("SurrogateSNN-cuba", "surrogate", "SurrogateSNNClassifier", {"3d"}, max_iter=e, neuron="cuba",
-        tau_syn=10.0, random_state=0)
-    add("SurrogateSNN-recurrent", "surrogate", "SurrogateSNNClassifier", {"3d"}, max_iter=e, neuron="cuba",
-        tau_syn=10.0, recurrent=True, grad_clip=1.0, random_state=0)
-    add("EventProp", "eventprop", "EventPropClassifier", {"yinyang"}, max_iter=5 if quick else 10, random_state=0)
-    add("ConvertedSNN", "conversion", "ConvertedSNN", {"2d"}, random_state=0)
-    add("EvolvedSNN", "evolution", "EvolvedSNN", {"2d"}, max_iter=20 if quick else 150, random_state=0)
-    try:
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import MinMaxScaler
-
-        from sklearn_snn.stdp import STDPTransformer
-
-        models.append(("STDP+LogReg", lambda: make_pipeline(
-            MinMaxScaler(), STDPTransformer(**({"n_components": 50, "max_iter": 1} if quick else {}), random_state=0),
-            LogisticRegression(max_iter=1000)), {"2d"}))
-    except ImportError:
-        pass
+    add("SurrogateSNN-cuba", SurrogateSNNClassifier, {"3d"}, max_iter=e, neuron="cuba", tau_syn=10.0, random_state=0)
+    add("SurrogateSNN-recurrent", SurrogateSNNClassifier, {"3d"}, max_iter=e, neuron="cuba", tau_syn=10.0,
+        recurrent=True, grad_clip=1.0, random_state=0)
+    add("EventProp", EventPropClassifier, {"yinyang"}, max_iter=5 if quick else 10, random_state=0)
+    add("ConvertedSNN", ConvertedSNN, {"2d"}, random_state=0)
+    add("EvolvedSNN", EvolvedSNN, {"2d"}, max_iter=20 if quick else 150, random_state=0)
+    models.append(("STDP+LogReg", lambda: make_pipeline(
+        MinMaxScaler(), STDPTransformer(**({"n_components": 50, "max_iter": 1} if quick else {}), random_state=0),
+        LogisticRegression(max_iter=1000)), {"2d"}))
     return models
 
 
