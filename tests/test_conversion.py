@@ -321,3 +321,26 @@ def test_predict_n_steps_and_determinism(digits):
     assert not np.allclose(p1, est.predict_proba(X[500:700], n_steps=40))
     with pytest.raises(ValueError, match="n_steps"):
         est.predict(X[:3], n_steps=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("shape", [(1, 7, 13), (20, 7, 13), (1, 4, 3, 5, 5), (16, 4, 3, 5, 5)])
+def test_if_layer_runs_on_the_one_scan_equal_to_the_step_reference(dtype, shape):
+    """IFNeurons runs spiking_scan (the package's one time loop); spikes and membranes equal the
+    per-step neuron_step reference bit for bit, for constant and time-varying currents, dense and
+    convolutional layouts."""
+    from sklearn_snn._core.neurons import neuron_step
+
+    layer = C.IFNeurons(threshold=0.7, v_init=0.5)
+    current = torch.randn(*shape, generator=torch.Generator().manual_seed(1), dtype=dtype)
+    n_steps = 16
+    state = (torch.full_like(current[0], 0.5 * 0.7), None, None)
+    spikes, mems = [], []
+    for t in range(n_steps):
+        s, u, state = neuron_step(layer.spec, current[0 if shape[0] == 1 else t], state,
+                                  lambda z: (z >= 0).to(dtype))
+        spikes.append(s)
+        mems.append(u)
+    s_scan, u_scan = layer.trace(current, n_steps)
+    assert torch.equal(s_scan, torch.stack(spikes)) and torch.equal(u_scan, torch.stack(mems))
+    assert s_scan.sum() > 0 and torch.equal(layer(current, n_steps), s_scan)

@@ -70,7 +70,8 @@ from .ann_parsing import (
     with_bias,
 )
 from .layer_specs import MAX_SPEC_PARAMETERS, layer_specs, sequential_from_specs
-from .neurons import NeuronSpec, neuron_step
+from .kernels import spiking_scan
+from .neurons import NeuronSpec
 
 __all__ = [
     "ConversionError",
@@ -186,8 +187,9 @@ class IFNeurons(nn.Module):
     """Integrate-and-fire neurons, reset by subtraction, membrane starting at ``v_init * threshold``.
 
     ``forward(current, n_steps)`` takes input currents ``(T, B, ...)`` (``T`` = 1 means a constant
-    current) and returns binary spikes ``(n_steps, B, ...)``. The loop over time runs
-    :func:`sklearn_snn._core.neurons.neuron_step` with the ``'if'`` model.
+    current) and returns binary spikes ``(n_steps, B, ...)``. The time loop is the package's one
+    scan, :func:`sklearn_snn._core.kernels.spiking_scan` with the ``'if'`` model (compiled on the
+    CPU when numba is installed), started from the membrane ``v_init * threshold``.
 
     Examples
     --------
@@ -209,27 +211,18 @@ class IFNeurons(nn.Module):
         return f"threshold={self.threshold}, v_init={self.v_init}, reset='subtract'"
 
     def forward(self, current, n_steps: int):
-        thr = self.spec.threshold
-        spike_fn = lambda z: (z >= 0).to(current.dtype)  # noqa: E731 -- inference only
-        v = torch.full_like(current[0], self.v_init * thr)
-        state = (v, None, None)
-        out = current.new_empty((n_steps, *current.shape[1:]))
-        static = current.shape[0] == 1
-        for t in range(n_steps):
-            out[t], _, state = neuron_step(self.spec, current[0 if static else t], state, spike_fn)
-        return out
+        return self.trace(current, n_steps)[0]
 
     def trace(self, current, n_steps: int):
         """As :meth:`forward`, also returning the membrane before reset ``(n_steps, B, ...)``."""
-        thr = self.spec.threshold
-        spike_fn = lambda z: (z >= 0).to(current.dtype)  # noqa: E731 -- inference only
-        state = (torch.full_like(current[0], self.v_init * thr), None, None)
-        out = current.new_empty((n_steps, *current.shape[1:]))
-        mem = torch.empty_like(out)
-        static = current.shape[0] == 1
-        for t in range(n_steps):
-            out[t], mem[t], state = neuron_step(self.spec, current[0 if static else t], state, spike_fn)
-        return out, mem
+        shape = (n_steps, *current.shape[1:])
+        # (T, B, ...) -> (T, B, units): the scan runs any layout of units, convolutional maps too
+        x = current.expand(shape) if current.shape[0] == 1 else current[:n_steps]
+        x = x.reshape(n_steps, shape[1], -1).contiguous()
+        v0 = torch.full_like(x[0], self.v_init * self.spec.threshold)
+        with torch.no_grad():
+            spikes, membrane, _ = spiking_scan(x, self.spec, state=(v0, None, None, torch.zeros_like(v0)))
+        return spikes.reshape(shape), membrane.reshape(shape)
 
 
 class SpikingMaxPool2d(nn.Module):
