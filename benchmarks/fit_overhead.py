@@ -25,18 +25,19 @@ from sklearn_snn import SurrogateSNNClassifier
 
 
 class _StepTimer:
-    """Wraps ``run_epochs`` so the step function and the optimiser's ``step``/``zero_grad`` are
-    timed (wall clock) while fit runs as usual."""
+    """Wraps ``gradient_epochs`` (the gradient method handed to the one trainer) so the step
+    function and the optimiser's ``step``/``zero_grad`` are timed (wall clock) while fit runs as
+    usual."""
 
     def __init__(self):
         self.seconds = 0.0
         self.steps = 0
-        self._orig = base.run_epochs
+        self._orig = base.gradient_epochs
 
     def __enter__(self):
         timer = self
 
-        def run_epochs(module, state, X, y, step, cfg, n_epochs, **kw):
+        def gradient_epochs(module, state, X, y, step, cfg, n_epochs, **kw):
             opt = state.optimizer
             o_step, o_zero = opt.step, opt.zero_grad
 
@@ -50,17 +51,15 @@ class _StepTimer:
                         timer.steps += count
                 return wrapper
 
+            # the optimiser's methods stay wrapped for this fit (a fresh optimiser per fit)
             opt.step, opt.zero_grad = timed(o_step, True), timed(o_zero)
-            try:
-                return timer._orig(module, state, X, y, timed(step), cfg, n_epochs, **kw)
-            finally:
-                opt.step, opt.zero_grad = o_step, o_zero
+            return timer._orig(module, state, X, y, timed(step), cfg, n_epochs, **kw)
 
-        base.run_epochs = run_epochs
+        base.gradient_epochs = gradient_epochs
         return self
 
     def __exit__(self, *exc):
-        base.run_epochs = self._orig
+        base.gradient_epochs = self._orig
 
 
 def measure(params, X, y):
