@@ -36,6 +36,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
 from .surrogate import SurrogateSNNClassifier
+from .validation import IntervalNotBool
 
 __all__ = [
     "SNNArchitectureSearch",
@@ -245,7 +246,7 @@ class SNNArchitectureSearch(MetaEstimatorMixin, BaseEstimator):
         "estimator": [HasMethods(["fit"]), None],
         "neurons": ["array-like"],
         "widths": ["array-like"],
-        "max_depth": [Interval(Integral, 1, None, closed="left")],
+        "max_depth": [IntervalNotBool(Integral, 1, None, closed="left")],
         "recurrent": ["array-like"],
         "surrogates": ["array-like"],
         "n_steps": ["array-like"],
@@ -254,7 +255,7 @@ class SNNArchitectureSearch(MetaEstimatorMixin, BaseEstimator):
         "cost": [StrOptions(set(_COSTS)), callable, None],
         "scoring": [str, callable, None],
         "cv": ["cv_object"],
-        "n_trials": [Interval(Integral, 1, None, closed="left")],
+        "n_trials": [IntervalNotBool(Integral, 1, None, closed="left")],
         "timeout": [Interval(Real, 0, None, closed="neither"), None],
         "n_jobs": [Integral, None],
         "sampler": "no_validation",

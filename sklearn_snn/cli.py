@@ -166,7 +166,13 @@ def _snn_models(quick):
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import MinMaxScaler
 
-    from sklearn_snn import ConvertedSNN, EventPropClassifier, EvolvedSNN, STDPTransformer, SurrogateSNNClassifier
+    from sklearn_snn import (
+        ConvertedSNN,
+        EventPropClassifier,
+        EvolvedSNN,
+        STDPTransformer,
+        SurrogateSNNClassifier,
+    )
 
     e = 10 if quick else 60
     models = []

@@ -27,6 +27,7 @@ from .training import run_training
 from .validation import (
     NETWORK_CONSTRAINTS,
     TRAINING_CONSTRAINTS,
+    IntervalNotBool,
     check_hidden_layer_sizes,
     input_ndim,
     validate_snn_input,
@@ -194,12 +195,12 @@ class ConvertedSNN(ClassifierMixin, BaseSNN):
         "ann": [None, torch.nn.Module, HasMethods(["fit", "predict"])],
         "hidden_layer_sizes": NETWORK_CONSTRAINTS["hidden_layer_sizes"],
         "activation": [StrOptions({"relu", "clip", "qcfs"})],
-        "qcfs_levels": [Interval(Integral, 1, None, closed="left")],
+        "qcfs_levels": [IntervalNotBool(Integral, 1, None, closed="left")],
         "n_steps": NETWORK_CONSTRAINTS["n_steps"],
         "normalization": [StrOptions({"max", "percentile"})],
         "percentile": [Interval(Real, 0, 100, closed="right")],
         "calibration": [StrOptions({"bias"}), None],
-        "calibration_size": [Interval(Integral, 1, None, closed="left")],
+        "calibration_size": [IntervalNotBool(Integral, 1, None, closed="left")],
         "input_shape": ["array-like", None],
         **{k: TRAINING_CONSTRAINTS[k] for k in
            ("alpha", "batch_size", "learning_rate_init", "max_iter", "tol", "n_iter_no_change")},

@@ -26,6 +26,7 @@ from .base import BaseSNN, GradientSNNMixin, SNNClassifierMixin, make_generator
 from .training import run_training
 from .validation import (
     NETWORK_CONSTRAINTS,
+    IntervalNotBool,
     check_hidden_layer_sizes,
     validate_snn_input,
 )
@@ -225,15 +226,15 @@ class EvolvedSNN(ClassifierMixin, SNNClassifierMixin, BaseSNN):
     _parameter_constraints = {
         **{k: NETWORK_CONSTRAINTS[k] for k in _NETWORK_PARAMS},
         "strategy": [StrOptions(set(STRATEGIES))],
-        "population_size": [Interval(Integral, 2, None, closed="left")],
+        "population_size": [IntervalNotBool(Integral, 2, None, closed="left")],
         "sigma": [Interval(Real, 0, None, closed="neither")],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "strategy_params": [dict, None],
         "fitness": [StrOptions({"cross_entropy", "accuracy"}), callable],
-        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
-        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [StrOptions({"auto"}), IntervalNotBool(Integral, 1, None, closed="left")],
+        "max_iter": [IntervalNotBool(Integral, 1, None, closed="left")],
+        "n_iter_no_change": [IntervalNotBool(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "architecture": [StrOptions(set(ARCHITECTURE_MODES)), None],
         "architecture_penalty": [Interval(Real, 0, None, closed="left")],

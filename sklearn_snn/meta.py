@@ -46,7 +46,12 @@ from .base import make_generator
 from .surrogate import SurrogateSNNClassifier
 from .tasks import Episode, FewShotTaskSampler, TaskStream, as_task, check_task_layouts
 from .training import as_callback_list, run_training
-from .validation import NETWORK_CONSTRAINTS, check_sample_weight, validate_snn_input
+from .validation import (
+    NETWORK_CONSTRAINTS,
+    IntervalNotBool,
+    check_sample_weight,
+    validate_snn_input,
+)
 
 __all__ = [
     "SNNArchitectureSearch",
@@ -66,18 +71,18 @@ __all__ = [
 _META_CONSTRAINTS = {k: v for k, v in NETWORK_CONSTRAINTS.items()}
 _META_CONSTRAINTS.update({
     "alpha": [Interval(Real, 0, None, closed="left")],
-    "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+    "batch_size": [StrOptions({"auto"}), IntervalNotBool(Integral, 1, None, closed="left")],
     "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
     "solver": [StrOptions({"adam", "adamw", "sgd", "adam-hd", "sgd-hd"})],
-    "max_iter": [Interval(Integral, 1, None, closed="left")],
+    "max_iter": [IntervalNotBool(Integral, 1, None, closed="left")],
     "learn_tau": ["boolean"],
     "learn_threshold": ["boolean"],
     "meta_algorithm": [StrOptions({"reptile", "fomaml"})],
-    "n_meta_iter": [Interval(Integral, 1, None, closed="left")],
-    "meta_batch_size": [Interval(Integral, 1, None, closed="left")],
+    "n_meta_iter": [IntervalNotBool(Integral, 1, None, closed="left")],
+    "meta_batch_size": [IntervalNotBool(Integral, 1, None, closed="left")],
     "meta_lr": [Interval(Real, 0, None, closed="neither")],
-    "n_inner_steps": [Interval(Integral, 1, None, closed="left"), None],
-    "n_adapt_steps": [Interval(Integral, 1, None, closed="left")],
+    "n_inner_steps": [IntervalNotBool(Integral, 1, None, closed="left"), None],
+    "n_adapt_steps": [IntervalNotBool(Integral, 1, None, closed="left")],
     "learn_lr": ["boolean"],
 })
 

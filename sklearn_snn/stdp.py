@@ -23,7 +23,7 @@ from ._core.neurons import RESET_MODES, NeuronSpec, as_decay
 from ._core.training import LoopState, Method
 from .base import BaseSNN, make_generator
 from .training import run_training
-from .validation import NETWORK_CONSTRAINTS, validate_snn_input
+from .validation import NETWORK_CONSTRAINTS, IntervalNotBool, validate_snn_input
 
 __all__ = ["STDPTransformer", "plot_receptive_fields"]
 
@@ -166,7 +166,7 @@ class STDPTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseSNN
     """
 
     _parameter_constraints = {
-        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "n_components": [IntervalNotBool(Integral, 1, None, closed="left")],
         "n_steps": NETWORK_CONSTRAINTS["n_steps"],
         "encoder": [StrOptions({"rate", "current", "latency"})],
         "intensity": [Interval(Real, 0, None, closed="neither")],
@@ -196,8 +196,8 @@ class STDPTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseSNN
         "target_rate": [StrOptions({"auto"}), tuple, list],
         "homeostasis_rate": _nonneg,
         "output": [StrOptions({"counts", "rates"})],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "max_iter": [IntervalNotBool(Integral, 1, None, closed="left")],
+        "batch_size": [IntervalNotBool(Integral, 1, None, closed="left")],
         "input_scaling": NETWORK_CONSTRAINTS["input_scaling"],
         "device": NETWORK_CONSTRAINTS["device"],
         "torch_num_threads": NETWORK_CONSTRAINTS["torch_num_threads"],

@@ -205,7 +205,7 @@ class HiddenLayerSizes(Options):
 
 
 class IntervalNotBool(Interval):
-    """An ``Interval(Integral, ...)`` that refuses bools (sklearn's accepts them: bool is Integral)."""
+    """An ``IntervalNotBool(Integral, ...)`` that refuses bools (sklearn's accepts them: bool is Integral)."""
 
     def is_satisfied_by(self, val):
         return not isinstance(val, (bool, np.bool_)) and super().is_satisfied_by(val)
@@ -237,21 +237,21 @@ NETWORK_CONSTRAINTS = {
     "device": [StrOptions({"auto", "cpu", "cuda"}), torch.device, str],
     "random_state": ["random_state"],
     "verbose": ["verbose"],
-    "torch_num_threads": [Interval(Integral, 1, None, closed="left"), None],
+    "torch_num_threads": [IntervalNotBool(Integral, 1, None, closed="left"), None],
 }
 
 TRAINING_CONSTRAINTS = {
     "alpha": [Interval(Real, 0, None, closed="left")],
-    "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+    "batch_size": [StrOptions({"auto"}), IntervalNotBool(Integral, 1, None, closed="left")],
     "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
     "solver": [StrOptions({"adam", "adamw", "sgd", "adam-hd", "sgd-hd"})],
     "lr_schedule": [StrOptions({"constant", "cosine", "plateau"})],
-    "max_iter": [Interval(Integral, 1, None, closed="left")],
+    "max_iter": [IntervalNotBool(Integral, 1, None, closed="left")],
     "early_stopping": ["boolean"],
     "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-    "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+    "n_iter_no_change": [IntervalNotBool(Integral, 1, None, closed="left")],
     "tol": [Interval(Real, 0, None, closed="left")],
     "warm_start": ["boolean"],
     "credit_assignment": [StrOptions({"bptt", "tbptt", "eprop"})],
-    "bptt_window": [Interval(Integral, 1, None, closed="left"), None],
+    "bptt_window": [IntervalNotBool(Integral, 1, None, closed="left"), None],
 }

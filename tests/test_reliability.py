@@ -1008,3 +1008,24 @@ def test_inference_memory_bounded_by_one_batch(name, cls, monkeypatch):
                                           f"to the network; one batch of {bs} is {one_batch[0]}")
         first = res["output"] if isinstance(res, dict) else res
         assert len(first) == len(big)
+
+
+@pytest.mark.parametrize("name, cls", ESTIMATORS, ids=IDS)
+def test_integer_parameters_refuse_bools(name, cls):
+    """``True`` is an Integral to Python but never a count: every integer-valued parameter
+    (max_iter, batch_size, n_iter_no_change, torch_num_threads, ...) refuses it at fit."""
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    from sklearn_snn.validation import IntervalNotBool
+
+    X, y = data2d()
+    checked = []
+    for param, constraints in cls._parameter_constraints.items():
+        ints = [c for c in constraints if isinstance(c, IntervalNotBool)]
+        if not ints or any(c is bool or c == "boolean" for c in constraints):
+            continue
+        est = fast_instance(cls).set_params(**{param: True})
+        with pytest.raises(InvalidParameterError, match=param):
+            fit(est, X, target(cls, y))
+        checked.append(param)
+    assert "max_iter" in checked or "n_steps" in checked, checked

@@ -69,8 +69,8 @@ from .ann_parsing import (
     unsupported_message,
     with_bias,
 )
-from .layer_specs import MAX_SPEC_PARAMETERS, layer_specs, sequential_from_specs
 from .kernels import spiking_scan
+from .layer_specs import MAX_SPEC_PARAMETERS, layer_specs, sequential_from_specs
 from .neurons import NeuronSpec
 
 __all__ = [
