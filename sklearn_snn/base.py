@@ -25,7 +25,7 @@ from sklearn.utils.validation import (
 from ._core import encoding as enc
 from ._core.neurons import NeuronSpec, as_decay
 from ._core.threads import torch_threads  # thread policy lives in _core.threads
-from ._core.training import DivergedError, TrainConfig, gradient_epochs, new_state
+from ._core.training import ArrayBatches, DivergedError, TrainConfig, gradient_epochs, new_state
 from .training import run_training
 from .validation import (
     check_sample_weight,
@@ -173,8 +173,13 @@ class BaseSNN(BaseEstimator):
         return enc.encoded_width(self.encoder, n_features)
 
     def _to_tensor(self, X, dtype=torch.float32, device=None):
-        # torch.tensor copies, which also makes read-only memmaps safe
-        return torch.tensor(np.asarray(X), dtype=dtype, device=device or self._device())
+        # torch.tensor copies, which also makes read-only memmaps safe; a compact array (bool /
+        # uint8 spikes) is moved as it is and converted to ``dtype`` on the device
+        X = np.asarray(X)
+        device = device or self._device()
+        if X.dtype.kind in "biu" and not (X.dtype.kind == "u" and X.dtype.itemsize > 1):
+            return torch.tensor(X, device=device).to(dtype)
+        return torch.tensor(X, dtype=dtype, device=device)
 
     # --- inference ---------------------------------------------------------------------------
     def _inference_module(self, dtype):
@@ -186,14 +191,18 @@ class BaseSNN(BaseEstimator):
 
     def _training_logits(self, Xt):
         """Readout of the module being trained (its own dtype, eval mode, no copy) on a scaled
-        tensor input, in batches: the per-epoch validation score of early stopping."""
+        input, in batches: the per-epoch validation score of early stopping. ``Xt``: a tensor, or
+        a batch source (``len``, ``take(indices)``; e.g. ``ArrayBatches``) converted per batch."""
         m = self.module_
         was_training = m.training
         m.eval()
         bs = self.inference_batch_size
+        n = len(Xt) if hasattr(Xt, "take") and not torch.is_tensor(Xt) else Xt.shape[0]
+        batch = ((lambda i: Xt.take(np.arange(i, min(i + bs, n)))) if hasattr(Xt, "take") and not torch.is_tensor(Xt)
+                 else (lambda i: Xt[i:i + bs]))
         try:
             with torch.no_grad():
-                outs = [m(self._encode(Xt[i:i + bs], train=False))[0] for i in range(0, Xt.shape[0], bs)]
+                outs = [m(self._encode(batch(i), train=False))[0] for i in range(0, n, bs)]
         finally:
             m.train(was_training)
         return torch.cat(outs).double().cpu().numpy()
@@ -210,12 +219,12 @@ class BaseSNN(BaseEstimator):
         """
         dtype = self._inference_dtype()
         module = self._inference_module(dtype)
-        X = self._scale(X)
         bs = batch_size or self.inference_batch_size
         outs = []
         with torch.no_grad(), self._threads():
             for start in range(0, X.shape[0], bs):
-                xb = self._to_tensor(X[start:start + bs], dtype=dtype)
+                # scaled and converted per batch (3D spikes stay bool / uint8 until here)
+                xb = self._to_tensor(self._scale(X[start:start + bs]), dtype=dtype)
                 outs.append(fn(module, self._encode(xb, train=False)))
         if isinstance(outs[0], dict):
             return {k: np.concatenate([o[k] for o in outs]) if not isinstance(outs[0][k], list)
@@ -388,12 +397,22 @@ class GradientSNNMixin:
         Xs = self._scale(X)
         validate = None
         idx_train = np.arange(X.shape[0])
-        if fs.early_stopping and not incremental:
+        split = fs.early_stopping and not incremental
+        if split:
             idx_train, idx_val = self._validation_split(y, fs.validation_fraction)
-            # validated, scaled and converted once; each epoch runs the module being trained
-            Xv, y_val = self._to_tensor(Xs[idx_val], device=device), y[idx_val]
+        # 2D (tabular) input: scaled and converted once. 3D input (spike trains, currents) stays
+        # the validated array, in its dtype (bool / uint8 spikes, a memmap), and is gathered and
+        # converted one minibatch at a time: no float copy of the whole set
+        if Xs.ndim == 3:
+            Xt = ArrayBatches(Xs, rows=idx_train if split else None, device=device)
+            Xv = ArrayBatches(Xs, rows=idx_val, device=device) if split else None
+        else:
+            Xt = self._to_tensor(Xs[idx_train], device=device)
+            Xv = self._to_tensor(Xs[idx_val], device=device) if split else None
+        if split:
+            # each epoch runs the module being trained on the held-out split
+            y_val = y[idx_val]
             validate = lambda: self._validation_score(self._training_logits(Xv), y_val)  # noqa: E731
-        Xt = self._to_tensor(Xs[idx_train], device=device)
         yt = targets[idx_train].to(device)
         wt = None if sample_weight is None else torch.tensor(sample_weight[idx_train], dtype=torch.float32, device=device)
         n_epochs = 1 if incremental else self.max_iter

@@ -44,15 +44,18 @@ def validate_snn_input(est, X, y=None, *, reset, y_numeric=False, allow_3d=True,
     axis by hand (sklearn would take axis 1). Also sets ``input_ndim_`` and ``n_steps_in_`` on
     ``reset`` and refuses a change of dimensionality afterwards.
 
+    3D input keeps a compact dtype (bool, integer spikes) and is not copied (memmaps included):
+    see :func:`_check_3d_array`.
+
     Returns
     -------
-    X : ndarray (float32 or float64), 2D or 3D
+    X : ndarray, 2D (float32 or float64) or 3D (float32, float64, bool or integer)
     y : ndarray or None
     """
     nd = input_ndim(X)
     name = type(est).__name__
     if nd == 3 and allow_3d:
-        X = check_array(X, allow_nd=True, dtype=list(dtype), ensure_min_samples=1)
+        X = _check_3d_array(X, dtype, name)
         if y is not None:
             from sklearn.utils.validation import check_consistent_length, column_or_1d
 
@@ -95,6 +98,26 @@ def validate_snn_input(est, X, y=None, *, reset, y_numeric=False, allow_3d=True,
         est.n_steps_in_ = None
     check_float32_range(X, name)
     return X, y
+
+
+def _check_3d_array(X, dtype, name):
+    """3D input as it comes: spikes as ``bool`` or integers (``uint8``, ``int8``, counts in wider
+    ints) and float32 / float64 values keep their dtype and memory (no copy, also for a read-only
+    memmap from ``np.load(path, mmap_mode='r')``: it stays on disk); the networks convert one batch
+    at a time. float16 becomes float32; other floats and objects (e.g. nested lists of floats)
+    become float64 as sklearn does. Complex, string, date and other non-numeric dtypes are
+    refused. Only floats are checked for NaN / inf (integers cannot hold them)."""
+    kind = getattr(getattr(X, "dtype", None), "kind", None)
+    if kind in ("c", "U", "S", "M", "m", "V"):
+        raise ValueError(
+            f"{name} takes 3D X (n_samples, n_steps, n_features) as bool or integer spikes (e.g. uint8, int8) or "
+            f"float32 / float64 values; got dtype {X.dtype}. Convert it, e.g. X.astype(np.float32)"
+            + (" (complex values have no meaning as input currents)." if kind == "c" else "."))
+    if kind in ("b", "i", "u"):
+        return check_array(X, allow_nd=True, dtype=None, ensure_all_finite=False, ensure_min_samples=1)
+    if kind == "f" and X.dtype.itemsize < 4:
+        return check_array(X, allow_nd=True, dtype=np.float32, ensure_min_samples=1)
+    return check_array(X, allow_nd=True, dtype=list(dtype), ensure_min_samples=1)
 
 
 def check_float32_range(X, name):

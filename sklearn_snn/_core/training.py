@@ -21,6 +21,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 from . import buffers as _buffers
@@ -271,14 +272,66 @@ def run_epochs(module, state: TrainState, X, y, step, cfg: TrainConfig, n_epochs
     return run_method(method, n_epochs, state, callback=epoch_callback, verbose=cfg.verbose, log=log)
 
 
+class ArrayBatches:
+    """A training set left as the array it came as, handed out one minibatch at a time.
+
+    ``take(indices)`` returns the rows ``indices`` (in that order) as a ``dtype`` tensor on
+    ``device``: the rows are gathered in increasing order (one forward pass over the array; a
+    memmap reads its file in order), kept in the array's dtype (bool / uint8 spikes: 1 byte an
+    entry) until they reach the device, and converted there. Memory is one batch, whatever the
+    size of the set: no float copy of the whole set is ever made. ``rows`` (optional) selects a
+    subset of the array's first axis without copying it (e.g. the training part of a
+    validation split).
+
+    Parameters
+    ----------
+    array : ndarray (or memmap), first axis = samples
+    rows : array of int, optional
+    dtype : torch.dtype
+    device : torch.device or str, optional (CPU)
+    """
+
+    def __init__(self, array, rows=None, dtype=torch.float32, device=None):
+        self.array = array
+        self.rows = None if rows is None else np.asarray(rows)
+        self.dtype = dtype
+        self.device = torch.device("cpu") if device is None else torch.device(device)
+
+    def __len__(self):
+        return self.array.shape[0] if self.rows is None else len(self.rows)
+
+    @property
+    def shape(self):
+        return (len(self), *self.array.shape[1:])
+
+    def take(self, indices) -> torch.Tensor:
+        idx = indices.cpu().numpy() if torch.is_tensor(indices) else np.asarray(indices)
+        if self.rows is not None:
+            idx = self.rows[idx]
+        order = np.argsort(idx, kind="stable")
+        rows = self.array[idx[order]]
+        if not np.array_equal(order, np.arange(len(order))):
+            rows = rows[np.argsort(order)]   # back to the order asked for (exact: a gather)
+        rows = np.ascontiguousarray(rows)
+        if rows.dtype.kind == "u" and rows.dtype.itemsize > 1:
+            rows = rows.astype(np.float64)   # torch's own unsigned types are recent and partial
+        return torch.from_numpy(rows).to(self.device).to(self.dtype)
+
+
 def gradient_epochs(module, state: TrainState, X, y, step, cfg: TrainConfig, n_epochs, *,
                     generator=None, sample_weight=None, validate=None) -> Method:
     """The gradient method: each iteration is one epoch of minibatch steps on ``module``.
 
     Parameters
     ----------
-    X, y : Tensor
-        Training data, first axis = samples (already on the module's device).
+    X : Tensor or ArrayBatches
+        Training inputs, first axis = samples: a tensor (already on the module's device) or a
+        batch source (``len(X)`` and ``X.take(indices) -> Tensor`` on the module's device, e.g.
+        :class:`ArrayBatches`) that gathers and converts one minibatch at a time. Both give the
+        same minibatches: the same shuffled order, gathered once per epoch from a tensor, per
+        batch from a source.
+    y : Tensor
+        Training targets (on the module's device).
     step : callable
         ``step(module, xb, yb, wb) -> (loss, reg)`` for one minibatch; it runs forward and
         ``backward`` (gradients accumulate in ``.grad``) and returns Python floats.
@@ -286,7 +339,8 @@ def gradient_epochs(module, state: TrainState, X, y, step, cfg: TrainConfig, n_e
         ``validate() -> float`` score (higher is better) computed after each epoch
         (required for ``cfg.early_stopping``).
     """
-    n = X.shape[0]
+    source = X if not torch.is_tensor(X) and hasattr(X, "take") else None
+    n = len(source) if source is not None else X.shape[0]
     bs = resolve_batch_size(cfg.batch_size, n)
     opt = state.optimizer
     if cfg.early_stopping and validate is not None:
@@ -299,16 +353,28 @@ def gradient_epochs(module, state: TrainState, X, y, step, cfg: TrainConfig, n_e
     def epoch():
         good = _snapshot(module)
         module.train()
-        order = torch.randperm(n, generator=generator).to(X.device) if cfg.shuffle else torch.arange(n, device=X.device)
+        if source is None:
+            order = torch.randperm(n, generator=generator).to(X.device) if cfg.shuffle else torch.arange(n, device=X.device)
+            # the epoch's order applied once (one gather per epoch), minibatches are then slices
+            Xe = X[order]
+            batch = lambda start, end: Xe[start:end]  # noqa: E731
+        else:
+            # the same order (the same draw from the generator); the inputs are gathered and
+            # converted per minibatch (memory: one batch), targets and weights per epoch
+            order_cpu = torch.randperm(n, generator=generator) if cfg.shuffle else torch.arange(n)
+            order_np = order_cpu.numpy()
+            order = order_cpu.to(y.device)
+            batch = lambda start, end: source.take(order_np[start:end])  # noqa: E731
         total, total_reg = 0.0, 0.0
-        # the epoch's order applied once (one gather per epoch), minibatches are then slices
-        Xe, ye = X[order], y[order]
+        ye = y[order]
         we = None if sample_weight is None else sample_weight[order]
         for start in range(0, n, bs):
             end = min(n, start + bs)
             wb = None if we is None else we[start:end]
+            xb = batch(start, end)
             opt.zero_grad(set_to_none=True)
-            loss, reg = step(module, Xe[start:end], ye[start:end], wb)
+            loss, reg = step(module, xb, ye[start:end], wb)
+            del xb  # a source's batch is freed before the next one is built
             if not (math.isfinite(loss) and math.isfinite(reg)) or not _finite_grads(module):
                 module.load_state_dict(good)
                 raise DivergedError(
