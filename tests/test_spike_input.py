@@ -209,3 +209,19 @@ def test_peak_rss_of_fitting_bool_spikes_is_bounded():
                          text=True, check=True, timeout=600)
     ratio = float(out.stdout.strip().splitlines()[-1])
     assert ratio < 3.0, ratio
+
+
+def test_cross_validation_with_joblib_memmapping_matches_one_process():
+    """cross_val_score(n_jobs=2) hands each worker a read-only memmap of a large bool array
+    (joblib's automatic memmapping above 1 MB); validation keeps it as it is (no per-worker float
+    copy) and the scores equal those of one process."""
+    from sklearn.model_selection import cross_val_score
+
+    X, y = _spikes(n=160, steps=40, features=200, density=0.05, seed=3)
+    assert X.nbytes > 1_000_000            # above joblib's max_nbytes: memmapped in the workers
+    est = SurrogateSNNClassifier(hidden_layer_sizes=(8,), max_iter=1, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        one = cross_val_score(est, X, y, cv=2, n_jobs=1)
+        two = cross_val_score(est, X, y, cv=2, n_jobs=2)
+    np.testing.assert_array_equal(one, two)
