@@ -1,6 +1,8 @@
 """Data generators for spiking tasks (nothing is downloaded).
 
 - :func:`make_randman`: the random-manifold spike-timing task of Zenke & Vogels (2021);
+- :func:`make_randman_events`: the same task as per-sample event streams (for
+  :class:`~sklearn_snn.preprocessing.EventBinner`);
 - :func:`make_yinyang`: the Yin-Yang task of Kriener et al. (2021);
 - :func:`load_digits_spikes`: sklearn's shipped 8x8 digits as rate-coded spike trains.
 """
@@ -12,7 +14,7 @@ from sklearn.utils import check_random_state
 
 from ._yinyang import make_yinyang
 
-__all__ = ["make_randman", "make_yinyang", "load_digits_spikes"]
+__all__ = ["make_randman", "make_randman_events", "make_yinyang", "load_digits_spikes"]
 
 
 def make_randman(n_samples=1000, n_classes=10, n_units=50, n_steps=100, dim_manifold=1, alpha=2.0,
@@ -91,6 +93,52 @@ def make_randman(n_samples=1000, n_classes=10, n_units=50, n_steps=100, dim_mani
     X = np.zeros((n_samples, n_steps, n_units), dtype=np.float32)
     X[np.arange(n_samples)[:, None], t, np.arange(n_units)[None, :]] = 1.0
     return X, y
+
+
+def make_randman_events(n_samples=1000, n_classes=10, n_units=50, n_steps=100, dim_manifold=1, alpha=2.0,
+                        n_basis=3, jitter=0.0, duration=1.0, random_state=None):
+    """The random-manifold task of :func:`make_randman` as per-sample event streams.
+
+    Draws exactly the spikes of :func:`make_randman` with the same arguments (same
+    ``random_state``, same samples and labels) and returns each sample as a list of events
+    instead of a dense array: the spike of unit ``i`` at step ``k`` becomes the event
+    ``(t=(k + 0.5) * duration / n_steps, channel=i)``, in the middle of its step. Hence
+    ``EventBinner(bin_width=duration / n_steps, duration=duration).fit_transform(events)``
+    gives back the dense ``X`` of :func:`make_randman` (as uint8).
+
+    Parameters
+    ----------
+    n_samples, n_classes, n_units, n_steps, dim_manifold, alpha, n_basis, jitter, random_state
+        As in :func:`make_randman` (``n_steps`` is the time resolution of the spike times).
+    duration : float, default=1.0
+        Length of a sample in time units: the events lie in ``[0, duration)``.
+
+    Returns
+    -------
+    events : list of ndarray
+        One structured array per sample with fields ``t`` (float64) and ``channel`` (int32),
+        ``n_units`` events each (every unit fires once), sorted by time then channel.
+    y : ndarray of shape (n_samples,), int class labels
+
+    Examples
+    --------
+    >>> from sklearn_snn.datasets import make_randman_events
+    >>> events, y = make_randman_events(n_samples=4, n_classes=2, n_units=3, n_steps=10, random_state=0)
+    >>> len(events), events[0].dtype.names, events[0].shape
+    (4, ('t', 'channel'), (3,))
+    >>> bool(((events[0]["t"] >= 0) & (events[0]["t"] < 1.0)).all())
+    True
+    """
+    X, y = make_randman(n_samples=n_samples, n_classes=n_classes, n_units=n_units, n_steps=n_steps,
+                        dim_manifold=dim_manifold, alpha=alpha, n_basis=n_basis, jitter=jitter,
+                        random_state=random_state)
+    dt = float(duration) / n_steps
+    sample, step, unit = np.nonzero(X)  # sorted by sample, then step, then unit
+    ev = np.empty(sample.size, dtype=[("t", np.float64), ("channel", np.int32)])
+    ev["t"] = (step + 0.5) * dt
+    ev["channel"] = unit
+    bounds = np.searchsorted(sample, np.arange(1, n_samples))
+    return np.split(ev, bounds), y
 
 
 def load_digits_spikes(n_steps=20, random_state=None):
