@@ -341,7 +341,8 @@ class GradientSNNMixin:
     """fit / partial_fit on the shared training loop for estimators trained by gradients.
 
     A subclass provides ``_prepare_targets(y, reset)`` -> (targets tensor, n_outputs),
-    ``_build_module(n_in, n_out, generator)``, ``_loss(logits, yb, wb)`` and optionally
+    ``_build_module(n_in, n_out, generator)``, ``_make_step(generator)`` -> ``step(module, xb, yb, wb)
+    -> (loss, reg)`` for one minibatch (forward, loss, backward), ``_loss(logits, yb, wb)`` and optionally
     ``_validation_score(logits, y_val)`` (the readout of the module being trained on the held-out
     split, as numpy, and its targets).
     """
@@ -355,10 +356,6 @@ class GradientSNNMixin:
         """The optimiser's settings, from the estimator's own parameters (``TrainConfig``'s
         defaults for those it does not have)."""
         return settings_from_params(self, TrainConfig)
-
-    def _make_step(self, generator):
-        """``step(module, xb, yb, wb) -> (loss, reg)`` for one minibatch (forward, loss, backward)."""
-        raise NotImplementedError
 
     def _fit(self, X, y, sample_weight=None, *, incremental, epoch_callback=None, classes=None):
         fs = settings_from_params(self, FitSettings)

@@ -206,31 +206,14 @@ def run_wta(x, W, theta, spec: WTASpec, rule: STDPRule | None = None):
     >>> counts.tolist()
     [[5.0, 0.0], [5.0, 0.0]]
     """
-    T, B, F = x.shape
-    N = W.shape[0]
-    nspec = spec.neuron
-    hard = spec.inhibition == "hard"
-    state = init_state(nspec, (B, N), device=x.device, dtype=x.dtype)
-    thr = nspec.threshold + theta
-    spike_fn = _hard_wta if hard else (lambda z: (z >= 0).to(z.dtype))
+    B, N = x.shape[1], W.shape[0]
     counts = torch.zeros((B, N), device=x.device, dtype=x.dtype)
-    y = torch.zeros((B, N), device=x.device, dtype=x.dtype)
     learn = rule is not None
     if learn:
-        traces = init_traces(B, F, N, device=x.device, dtype=x.dtype)
-        ltp_sum = torch.zeros((N, F), device=x.device, dtype=x.dtype)
+        traces = init_traces(B, x.shape[2], N, device=x.device, dtype=x.dtype)
+        ltp_sum = torch.zeros((N, x.shape[2]), device=x.device, dtype=x.dtype)
         ltd_sum = torch.zeros_like(ltp_sum)
-    Wt = W.t()
-    k = spec.inhibition_strength
-    for t in range(T):
-        cur = x[t] @ Wt
-        if not hard and k:
-            cur = cur - k * (y.sum(-1, keepdim=True) - y)
-        y, _, state = neuron_step(nspec, cur, state, spike_fn, threshold=thr)
-        if hard:
-            # lateral inhibition: a winner resets every membrane of its sample
-            v, syn, a = state
-            state = (v * (1.0 - y.amax(-1, keepdim=True)), syn, a)
+    for t, y, _ in _wta_steps(x, W, theta, spec):
         counts = counts + y
         if learn:
             ltp, ltd, traces = plasticity_step(rule, x[t], y, traces)
@@ -239,6 +222,30 @@ def run_wta(x, W, theta, spec: WTASpec, rule: STDPRule | None = None):
     if learn:
         return counts, ltp_sum, ltd_sum
     return counts, None, None
+
+
+def _wta_steps(x, W, theta, spec: WTASpec):
+    """The layer's time loop, shared by :func:`run_wta` and :func:`record_wta`: yields
+    ``(t, spikes, membrane before reset)`` of every step."""
+    B, N = x.shape[1], W.shape[0]
+    nspec = spec.neuron
+    hard = spec.inhibition == "hard"
+    state = init_state(nspec, (B, N), device=x.device, dtype=x.dtype)
+    thr = nspec.threshold + theta
+    spike_fn = _hard_wta if hard else (lambda z: (z >= 0).to(z.dtype))
+    y = torch.zeros((B, N), device=x.device, dtype=x.dtype)
+    Wt = W.t()
+    k = spec.inhibition_strength
+    for t in range(x.shape[0]):
+        cur = x[t] @ Wt
+        if not hard and k:
+            cur = cur - k * (y.sum(-1, keepdim=True) - y)
+        y, u, state = neuron_step(nspec, cur, state, spike_fn, threshold=thr)
+        if hard:
+            # lateral inhibition: a winner resets every membrane of its sample
+            v, syn, a = state
+            state = (v * (1.0 - y.amax(-1, keepdim=True)), syn, a)
+        yield t, y, u
 
 
 @torch.no_grad()
@@ -259,26 +266,9 @@ def record_wta(x, W, theta, spec: WTASpec):
     >>> s.sum(0).tolist()
     [[5.0, 0.0], [5.0, 0.0]]
     """
-    T, B, F = x.shape
-    N = W.shape[0]
-    nspec = spec.neuron
-    hard = spec.inhibition == "hard"
-    state = init_state(nspec, (B, N), device=x.device, dtype=x.dtype)
-    thr = nspec.threshold + theta
-    spike_fn = _hard_wta if hard else (lambda z: (z >= 0).to(z.dtype))
-    spikes = x.new_zeros((T, B, N))
-    mem = x.new_zeros((T, B, N))
-    y = torch.zeros((B, N), device=x.device, dtype=x.dtype)
-    Wt = W.t()
-    k = spec.inhibition_strength
-    for t in range(T):
-        cur = x[t] @ Wt
-        if not hard and k:
-            cur = cur - k * (y.sum(-1, keepdim=True) - y)
-        y, u, state = neuron_step(nspec, cur, state, spike_fn, threshold=thr)
-        if hard:
-            v, syn, a = state
-            state = (v * (1.0 - y.amax(-1, keepdim=True)), syn, a)
+    spikes = x.new_zeros((x.shape[0], x.shape[1], W.shape[0]))
+    mem = torch.zeros_like(spikes)
+    for t, y, u in _wta_steps(x, W, theta, spec):
         spikes[t], mem[t] = y, u
     return spikes, mem
 
