@@ -192,14 +192,16 @@ class BaseSNN(BaseEstimator):
     def _training_logits(self, Xt):
         """Readout of the module being trained (its own dtype, eval mode, no copy) on a scaled
         input, in batches: the per-epoch validation score of early stopping. ``Xt``: a tensor, or
-        a batch source (``len``, ``take(indices)``; e.g. ``ArrayBatches``) converted per batch."""
+        an ``ArrayBatches`` (3D input kept in its dtype) converted per batch."""
         m = self.module_
         was_training = m.training
         m.eval()
         bs = self.inference_batch_size
-        n = len(Xt) if hasattr(Xt, "take") and not torch.is_tensor(Xt) else Xt.shape[0]
-        batch = ((lambda i: Xt.take(np.arange(i, min(i + bs, n)))) if hasattr(Xt, "take") and not torch.is_tensor(Xt)
-                 else (lambda i: Xt[i:i + bs]))
+        n = len(Xt)
+        if isinstance(Xt, ArrayBatches):
+            batch = lambda i: Xt.take(np.arange(i, min(i + bs, n)))  # noqa: E731
+        else:
+            batch = lambda i: Xt[i:i + bs]  # noqa: E731
         try:
             with torch.no_grad():
                 outs = [m(self._encode(batch(i), train=False))[0] for i in range(0, n, bs)]

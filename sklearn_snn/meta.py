@@ -193,23 +193,19 @@ class MetaSNNClassifier(SurrogateSNNClassifier):
             ``hidden_layer_sizes`` choices are strings such as ``"128x64"``, which
             :class:`~sklearn_snn.model_selection.OptunaSearchCV` decodes to tuples.
         """
-        from optuna.distributions import (
-            CategoricalDistribution,
-            FloatDistribution,
-            IntDistribution,
-        )
+        from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-        return {
-            "neuron": CategoricalDistribution(["lif", "cuba"]),
-            "tau_mem": FloatDistribution(2.0, 40.0, log=True),
-            "tau_syn": FloatDistribution(2.0, 20.0, log=True),
-            "threshold": FloatDistribution(0.5, 2.0),
-            "surrogate_slope": FloatDistribution(1.0, 25.0, log=True),
+        # the surrogate network's space, narrowed to few-shot sizes; the surrogate family and
+        # the weight decay are left at their defaults
+        space = super().default_search_space()
+        for name in ("surrogate", "alpha"):
+            del space[name]
+        space.update({
             "hidden_layer_sizes": CategoricalDistribution(["16", "32", "64", "128"]),
             "learning_rate_init": FloatDistribution(1e-3, 3e-2, log=True),
             "n_steps": IntDistribution(5, 20, step=5),
-            "encoder": CategoricalDistribution(["current", "rate", "latency"]),
-        }
+        })
+        return space
 
     def __init__(self, hidden_layer_sizes=(64,), *, n_steps=10, neuron="lif", tau_mem=10.0, tau_syn=5.0,
                  threshold=1.0, reset="subtract", surrogate="fast_sigmoid", surrogate_slope=5.0, recurrent=False,
