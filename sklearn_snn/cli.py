@@ -5,6 +5,13 @@ next to classical scikit-learn models on shipped or generated data (digits; a ra
 spike task; Yin-Yang),
 prints a table and writes ``report.md`` and ``benchmark.png`` into the output folder.
 
+``sklearn-snn benchmark --data PATH [--target COLUMN] [--models ...] [--cv K] [--search N] ...``
+does the same on the user's data (a CSV / Parquet table, ``.npz`` / ``.npy`` arrays, 3D spikes, event
+data or an SHD/SSC HDF5 file): a thin layer over :func:`sklearn_snn.benchmark.compare` and
+:func:`sklearn_snn.benchmark.write_report` (``report.md``, ``report.html``, ``results.csv``, plots).
+Bad data (missing file, unknown column, non-numeric features, a single class, too few samples per
+class for the folds, unknown model names) is refused before any training, with exit status 2.
+
 ``sklearn-snn tune ...`` runs an Optuna search (see ``sklearn-snn tune --help``).
 """
 
@@ -333,15 +340,109 @@ def _plot(rows, path, log):
     log(f"wrote {path}")
 
 
+# --- the benchmark on the user's data (--data) -----------------------------------------------------
+
+_DATA_OPTIONS = (("--target", "target"), ("--models", "models"), ("--search", "search"), ("--n-jobs", "n_jobs"),
+                 ("--time-budget", "time_budget"), ("--seed", "seed"), ("--n-steps", "n_steps"))
+
+
+def prepare_data_benchmark(args):
+    """Load and check the data and the choices of ``sklearn-snn benchmark --data``; no training.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed ``benchmark`` arguments (``data`` set).
+
+    Returns
+    -------
+    job : dict
+        Keyword arguments of :func:`run_data_benchmark`.
+
+    Raises
+    ------
+    ValueError
+        Missing or unreadable file, unknown column (the columns are listed), non-numeric features,
+        a single class, too few samples per class for the folds, unknown model names (the valid
+        ones are listed), or an output folder that cannot take the report.
+    """
+    from sklearn_snn.benchmark import REPORT_FILES, check_data, load_data, select_models
+
+    check_output_dir(args.out, REPORT_FILES)
+    try:
+        import pandas  # noqa: F401  (tables, the results frame and results.csv)
+    except ImportError:
+        raise ValueError("--data needs pandas (tables, the results frame): pip install pandas") from None
+    folds = args.folds if args.folds is not None else (2 if args.quick else 5)
+    search = args.search or 0
+    X, y, info = load_data(args.data, args.target, n_steps=args.n_steps)
+    check_data(X, y, cv=folds, search=search, feature_names=info.feature_names)
+    models = None if args.models is None else [n for item in args.models for n in item.split(",") if n.strip()]
+    specs = select_models(X.ndim, models)
+    command = "sklearn-snn benchmark " + " ".join(
+        f"{opt} {' '.join(v) if isinstance(v, list) else v}" for opt, v in
+        (("--data", args.data), ("--target", args.target), ("--models", args.models), ("--cv", args.folds),
+         ("--search", args.search), ("--n-jobs", args.n_jobs), ("--time-budget", args.time_budget),
+         ("--seed", args.seed), ("--n-steps", args.n_steps), ("--out", args.out)) if v is not None)
+    return {"X": X, "y": y, "info": info, "models": [m.name for m in specs], "cv": folds, "search": search,
+            "n_jobs": args.n_jobs, "time_budget": args.time_budget,
+            "random_state": 0 if args.seed is None else args.seed, "quick": True if args.quick else None,
+            "out": args.out, "command": command + (" --quick" if args.quick else "")}
+
+
+def run_data_benchmark(X, y, info, models, cv, search, n_jobs, time_budget, random_state, quick, out, command,
+                       log=print):
+    """Run :func:`sklearn_snn.benchmark.compare` and write the report; returns the results frame."""
+    from sklearn_snn.benchmark import compare, write_report
+
+    log(f"data: {info.source} ({info.description})")
+    results = compare(X, y, models=models, cv=cv, search=search, n_jobs=n_jobs, time_budget=time_budget,
+                      random_state=random_state, progress=log, quick=quick)
+    n_classes = len(np.unique(np.asarray(y)))
+    meta = {"command": command, "data": f"{info.source}: {info.description}, shape {tuple(X.shape)}, "
+            f"{n_classes} classes",
+            "evaluation": f"{cv}-fold stratified cross-validation (shuffled, seed {random_state}); "
+            "accuracy with the 95% Student-t interval of the mean over folds"
+            + (f"; every model tuned by {search} Optuna trials inside each training fold" if search else
+               "; default parameters")
+            + (f"; time budget {time_budget:g} s per model" if time_budget else ""),
+            "timing": "fit and predict seconds per fold on this machine"}
+    if results.attrs.get("quick"):
+        meta["mode"] = "quick: a few epochs per model, a smoke test of the pipeline, not a benchmark"
+    write_report(results, out, meta=meta, log=log)
+    return results
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="sklearn-snn", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    b = sub.add_parser("benchmark", help="cross-validate SNN and classical models on shipped data")
-    b.add_argument("--quick", action="store_true", help="small data and few epochs (under a minute)")
+    b = sub.add_parser("benchmark",
+                       help="cross-validate SNN and classical models on shipped data, or on yours with --data")
+    b.add_argument("--quick", action="store_true",
+                   help="few epochs (and small shipped data): a smoke test in about a minute")
     b.add_argument("--out", default="sklearn_snn_report", type=output_dir,
-                   help="output folder for report.md and the plot, created if needed (default %(default)s)")
-    b.add_argument("--folds", type=int_at_least(2), default=None,
+                   help="output folder for report.md and the plot (with --data also report.html, results.csv and "
+                   "three plots), created if needed (default %(default)s)")
+    b.add_argument("--folds", "--cv", dest="folds", type=int_at_least(2), default=None,
                    help="cross-validation folds, at least 2 (default 2 with --quick, else 5)")
+    d = b.add_argument_group("benchmark on your own data (the options below need --data)")
+    d.add_argument("--data", default=None, metavar="PATH",
+                   help="benchmark on this file instead of the shipped data: .csv/.tsv/.parquet table, .npz "
+                   "(X, y; or events t, channel, sample, y), .npy (X; labels via --target), a folder with "
+                   "X.npy and y.npy, or an SHD/SSC .h5 file")
+    d.add_argument("--target", default=None, metavar="COLUMN",
+                   help="label column of a table (default: the last column); for .npy data the labels file")
+    d.add_argument("--models", nargs="+", default=None, metavar="NAME",
+                   help="models to run (names or 'snn' / 'classical', space- or comma-separated; "
+                   "default: every model that fits the data's shape)")
+    d.add_argument("--search", type=int_at_least(0), default=None, metavar="N",
+                   help="tune every model with N Optuna trials inside each training fold (nested CV; default 0)")
+    d.add_argument("--n-jobs", type=nonzero_int, default=None, help="folds run in parallel; -1: all cores")
+    d.add_argument("--time-budget", type=positive_float, default=None, metavar="SECONDS",
+                   help="seconds per model, folds and search together (default: no limit)")
+    d.add_argument("--seed", type=int, default=None, help="seeds the folds, models and search (default 0)")
+    d.add_argument("--n-steps", type=int_at_least(1), default=None,
+                   help="time steps when binning event or HDF5 spike data (default 100 for events)")
     try:
         from ._cli_tune import add_tune_parser
     except ImportError:
@@ -350,7 +451,18 @@ def main(argv=None):
         add_tune_parser(sub)
     args = parser.parse_args(argv)
     if args.command == "benchmark":
-        run_benchmark(quick=args.quick, out=args.out, folds=args.folds)
+        if args.data is None:
+            given = [opt for opt, dest in _DATA_OPTIONS if getattr(args, dest) is not None]
+            if given:
+                b.error(f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} only with --data PATH "
+                        "(your own data); the shipped-data benchmark takes --quick, --folds/--cv and --out")
+            run_benchmark(quick=args.quick, out=args.out, folds=args.folds)
+            return 0
+        try:  # everything that can be refused is refused here, before any training
+            job = prepare_data_benchmark(args)
+        except (ValueError, OSError) as exc:  # OSError: a file that exists but cannot be read
+            b.error(str(exc))
+        run_data_benchmark(**job)
         return 0
     if args.command == "tune":
         from ._cli_tune import run_tune

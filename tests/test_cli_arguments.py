@@ -1,4 +1,4 @@
-"""Bad ``sklearn-snn`` arguments are refused up front (issue #26).
+"""Bad ``sklearn-snn`` arguments are refused up front (issues #26, #24).
 
 Every refusal must happen while parsing: exit status 2, a one-line ``error:``
 on stderr that names the option, no output folder or file created and no
@@ -24,6 +24,7 @@ def no_work(monkeypatch, tmp_path):
     """Run in an empty folder, with the benchmark and the search disabled."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(cli, "run_benchmark", _forbidden)
+    monkeypatch.setattr(cli, "run_data_benchmark", _forbidden)
     monkeypatch.setattr(_cli_tune, "run_tune", _forbidden)
     monkeypatch.setattr(_cli_tune, "load_dataset", _forbidden)
     return tmp_path
@@ -125,6 +126,100 @@ def test_run_benchmark_checks_before_creating_the_folder(tmp_path):
     (tmp_path / "file").write_text("")
     with pytest.raises(ValueError, match="not a folder"):
         cli.run_benchmark(quick=True, out=str(tmp_path / "file"))
+
+
+# --------------------------------------------------------- benchmark --data (issue #24)
+# Bad data is refused before any training: exit status 2 and a message saying what is wrong and
+# what to do; no output folder is created.
+
+
+def _table(folder, name="d.csv", **columns):
+    import pandas as pd
+
+    base = {"a": [0.1, 0.5, 0.2, 0.9, 0.3, 0.7, 0.4, 0.8, 0.0, 0.6],
+            "b": [1.0, 2.0, 1.5, 2.5, 1.2, 2.2, 1.1, 2.1, 1.3, 2.4],
+            "label": ["x", "y"] * 5}
+    base.update(columns)
+    path = folder / name
+    pd.DataFrame(base).to_csv(path, index=False)
+    return str(path)
+
+
+def test_data_refuses_missing_file(no_work, capsys):
+    _refused(["benchmark", "--data", "nope.csv", "--out", "rep"], capsys, "'nope.csv' does not exist")
+    assert os.listdir(no_work) == []
+
+
+def test_data_refuses_unknown_column_and_lists_the_columns(no_work, capsys):
+    path = _table(no_work)
+    _refused(["benchmark", "--data", path, "--target", "species", "--out", "rep"], capsys,
+             "Column 'species' is not in", "Its columns are: a, b, label")
+    assert sorted(os.listdir(no_work)) == ["d.csv"]
+
+
+def test_data_refuses_non_numeric_features_with_a_hint(no_work, capsys):
+    path = _table(no_work, color=["red", "blue"] * 5)
+    _refused(["benchmark", "--data", path, "--target", "label", "--out", "rep"], capsys,
+             "Non-numeric feature column(s)", "color", "Encode them as numbers", "get_dummies")
+
+
+def test_data_refuses_a_single_class(no_work, capsys):
+    path = _table(no_work, label=["x"] * 10)
+    _refused(["benchmark", "--data", path, "--out", "rep"], capsys, "single class")
+
+
+def test_data_refuses_too_few_samples_per_class_for_the_folds(no_work, capsys):
+    path = _table(no_work, label=["x"] * 7 + ["y"] * 3)
+    _refused(["benchmark", "--data", path, "--cv", "5", "--out", "rep"], capsys,
+             "Class 'y' has only 3 sample(s), fewer than the 5 cross-validation folds", "--cv")
+
+
+def test_data_refuses_unknown_model_names_and_lists_the_valid_ones(no_work, capsys):
+    path = _table(no_work)
+    _refused(["benchmark", "--data", path, "--models", "SurrogateSNN", "Forest", "--out", "rep"], capsys,
+             "Unknown model name(s) 'Forest'", "Models for 2D data:", "RandomForest", "SurrogateSNN")
+
+
+def test_data_refuses_a_model_of_the_wrong_shape(no_work, capsys):
+    import numpy as np
+
+    np.savez(no_work / "s.npz", X=np.zeros((10, 4, 3), dtype=np.uint8), y=[0, 1] * 5)
+    _refused(["benchmark", "--data", str(no_work / "s.npz"), "--cv", "2", "--models", "ConvertedSNN"], capsys,
+             "'ConvertedSNN' does not take 3D data", "SurrogateSNN-spikes")
+
+
+def test_data_refuses_report_file_that_is_a_folder(no_work, capsys):
+    path = _table(no_work)
+    (no_work / "rep" / "report.html").mkdir(parents=True)
+    _refused(["benchmark", "--data", path, "--out", str(no_work / "rep")], capsys, "report.html", "folder")
+
+
+@pytest.mark.parametrize("option, value", [("--search", "-1"), ("--search", "x"), ("--time-budget", "0"),
+                                           ("--n-jobs", "0"), ("--cv", "1"), ("--n-steps", "0")])
+def test_data_refuses_bad_numbers(no_work, capsys, option, value):
+    path = _table(no_work)
+    _refused(["benchmark", "--data", path, option, value], capsys, option)
+
+
+@pytest.mark.parametrize("option, value", [("--target", "y"), ("--models", "SVC"), ("--search", "3"),
+                                           ("--seed", "1"), ("--time-budget", "5")])
+def test_data_options_without_data_are_refused(no_work, capsys, option, value):
+    _refused(["benchmark", "--quick", option, value], capsys, f"{option} applies only with --data")
+    assert os.listdir(no_work) == []
+
+
+def test_data_valid_arguments_reach_the_job(no_work, monkeypatch):
+    seen = {}
+    monkeypatch.setattr(cli, "run_data_benchmark", lambda **kw: seen.update(kw))
+    path = _table(no_work)
+    argv = ["benchmark", "--data", path, "--models", "SurrogateSNN,LogisticRegression", "RandomForest", "--cv", "3",
+            "--search", "4", "--n-jobs", "2", "--time-budget", "30", "--seed", "7", "--out", "rep"]
+    assert cli.main(argv) == 0
+    assert seen["models"] == ["SurrogateSNN", "LogisticRegression", "RandomForest"]
+    assert (seen["cv"], seen["search"], seen["n_jobs"], seen["time_budget"], seen["random_state"]) == (3, 4, 2, 30.0, 7)
+    assert seen["X"].shape == (10, 2) and list(seen["y"][:2]) == ["x", "y"] and seen["out"] == "rep"
+    assert seen["command"].startswith(f"sklearn-snn benchmark --data {path} ")
+    assert sorted(os.listdir(no_work)) == ["d.csv"]  # the job creates the folder, not the checks
 
 
 # ----------------------------------------------------------------------- tune
