@@ -536,3 +536,21 @@ def test_real_surrogate_estimator_default_space_and_cli(tmp_path, digits, capsys
     args.func(parser.parse_args(argv))  # same command again: the study is complete
     again = json.loads(capsys.readouterr().out)
     assert again["trials_this_run"] == 0 and again["best_score"] == first["best_score"]
+
+
+def test_pruning_a_converted_snn_skips_the_epochs_before_conversion():
+    # ConvertedSNN reports epochs while its ANN trains, before there is a spiking network to
+    # score: those epochs are not scored (they used to fail every trial with NotFittedError)
+    from sklearn_snn import ConvertedSNN
+
+    X, y = load_iris(return_X_y=True)
+    search = OptunaSearchCV(
+        ConvertedSNN(max_iter=5, n_steps=20, random_state=0),
+        {"n_steps": optuna.distributions.IntDistribution(10, 30)},
+        n_trials=2, cv=2, pruning=True, random_state=0, error_score="raise",
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        search.fit(X, y)
+    assert [t.state for t in search.study_.trials] == [TrialState.COMPLETE] * 2
+    assert search.best_score_ > 0.5

@@ -11,6 +11,7 @@ import warnings
 import numpy as np
 import optuna
 from sklearn.base import clone, is_classifier
+from sklearn.exceptions import NotFittedError
 from sklearn.pipeline import Pipeline
 from sklearn.utils import _safe_indexing
 
@@ -158,8 +159,13 @@ def evaluate_candidate(estimator, params, X, y, folds, fold_ids, scorer, fit_par
             _n[0] += 1
             if not watches_epoch(prune[1], _fold, e):
                 return False
-            with _fast_inference(est_for_scoring):
-                _curve[e] = float(scorer(est_for_scoring, X_te, y_te))
+            try:
+                with _fast_inference(est_for_scoring):
+                    _curve[e] = float(scorer(est_for_scoring, X_te, y_te))
+            except NotFittedError:
+                # an epoch of a stage that cannot predict yet (ConvertedSNN's ANN training before
+                # its conversion): nothing to report, the final score still counts
+                return False
             vals = [c[e] if e in c else c[max(c)] for c in curves if c]
             return local.report(float(np.mean(vals)), _fold * STEP_STRIDE + e)
 
