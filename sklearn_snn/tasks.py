@@ -19,6 +19,7 @@ from sklearn.utils import check_random_state
 __all__ = [
     "Episode",
     "FewShotTaskSampler",
+    "RandmanTaskSampler",
     "TaskStream",
     "as_task",
     "check_task_layouts",
@@ -133,6 +134,87 @@ class FewShotTaskSampler:
     def __repr__(self):
         src = self.source if isinstance(self.source, str) else "(X, y)"
         return f"FewShotTaskSampler(n_way={self.n_way}, k_shot={self.k_shot}, n_query={self.n_query}, source={src!r})"
+
+
+class RandmanTaskSampler:
+    """N-way K-shot spike-timing tasks, a fresh random-manifold task per episode, by task seed.
+
+    Every episode is one task of :func:`~sklearn_snn.datasets.make_randman`: ``n_way`` new random
+    manifolds (the classes: which input neuron fires when) drawn from a task seed, with
+    ``k_shot`` support and ``n_query`` query samples each. No two task seeds share a class, so
+    what transfers between episodes is how to read spike timing, not the classes. Disjoint
+    ``task_seeds`` ranges give disjoint training and test task families.
+
+    Parameters
+    ----------
+    n_way, k_shot, n_query : int, default=5, 5, 15
+    n_units, n_steps, dim_manifold, alpha, jitter : default=20, 30, 1, 2.0, 0.0
+        Shape and difficulty of the tasks (as in :func:`~sklearn_snn.datasets.make_randman`).
+    task_seeds : range or sequence of int, default=range(1_000_000)
+        The task seeds episodes are drawn from.
+    events : bool, default=False
+        Return each sample as an event stream (a structured array with fields ``t`` and
+        ``channel``, :func:`~sklearn_snn.datasets.make_randman_events`; bin it with
+        :class:`~sklearn_snn.preprocessing.EventBinner`) instead of a dense (n_steps, n_units) array.
+    random_state : int, RandomState or None, default=None
+        Seeds iteration (``iter(sampler)``) and :meth:`episodes`.
+
+    Examples
+    --------
+    >>> s = RandmanTaskSampler(n_way=3, k_shot=2, n_query=4, n_units=6, n_steps=10)
+    >>> ep = s.task(7)
+    >>> ep.X_support.shape, ep.X_query.shape, sorted(set(ep.y_support.tolist()))
+    ((6, 10, 6), (12, 10, 6), [0, 1, 2])
+    >>> bool((s.task(7).X_query == ep.X_query).all())
+    True
+    """
+
+    def __init__(self, n_way=5, k_shot=5, n_query=15, n_units=20, n_steps=30, dim_manifold=1, alpha=2.0,
+                 jitter=0.0, task_seeds=range(1_000_000), events=False, random_state=None):
+        self.n_way, self.k_shot, self.n_query = int(n_way), int(k_shot), int(n_query)
+        if self.n_way < 2 or self.k_shot < 1 or self.n_query < 0:
+            raise ValueError("n_way must be >= 2, k_shot >= 1 and n_query >= 0.")
+        self.n_units, self.n_steps, self.dim_manifold = int(n_units), int(n_steps), int(dim_manifold)
+        self.alpha, self.jitter, self.events = alpha, jitter, bool(events)
+        self.task_seeds = task_seeds
+        if len(task_seeds) < 1:
+            raise ValueError("task_seeds is empty; pass a range or sequence of task seeds.")
+        self.random_state = random_state
+
+    def task(self, seed):
+        """The :class:`Episode` of task seed ``seed`` (the same arrays every time)."""
+        from .datasets import make_randman, make_randman_events
+
+        k, q, n = self.k_shot, self.n_query, self.n_way
+        make = make_randman_events if self.events else make_randman
+        X, y = make(n_samples=n * (k + q) * 2, n_classes=n, n_units=self.n_units, n_steps=self.n_steps,
+                    dim_manifold=self.dim_manifold, alpha=self.alpha, jitter=self.jitter, random_state=int(seed))
+        groups = [np.flatnonzero(np.asarray(y) == c)[:k + q] for c in range(n)]
+        if min(len(g) for g in groups) < k + q:
+            raise ValueError(f"task seed {seed} drew fewer than k_shot + n_query = {k + q} samples of a class.")
+        sup = np.concatenate([g[:k] for g in groups])
+        qry = np.concatenate([g[k:] for g in groups])
+        pick = (lambda idx: [X[i] for i in idx]) if self.events else (lambda idx: X[idx])
+        return Episode(pick(sup), np.repeat(np.arange(n), k), pick(qry), np.repeat(np.arange(n), q), np.arange(n))
+
+    def sample(self, random_state=None):
+        """Draw one :class:`Episode`: a task seed from ``task_seeds``, then its task."""
+        rng = check_random_state(random_state)
+        return self.task(self.task_seeds[rng.randint(len(self.task_seeds))])
+
+    def episodes(self, n, random_state=None):
+        """A list of ``n`` episodes (seeded by ``random_state``, else the sampler's)."""
+        rng = check_random_state(self.random_state if random_state is None else random_state)
+        return [self.sample(rng) for _ in range(n)]
+
+    def __iter__(self):
+        rng = check_random_state(self.random_state)
+        while True:
+            yield self.sample(rng)
+
+    def __repr__(self):
+        return (f"RandmanTaskSampler(n_way={self.n_way}, k_shot={self.k_shot}, n_query={self.n_query}, "
+                f"n_units={self.n_units}, n_steps={self.n_steps})")
 
 
 # --------------------------------------------------------------------------------------------

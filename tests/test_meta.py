@@ -21,6 +21,7 @@ from sklearn_snn._core.surrogate import get_surrogate
 from sklearn_snn.meta import (
     FewShotTaskSampler,
     MetaSNNClassifier,
+    RandmanTaskSampler,
     SNNArchitectureSearch,
     mean_firing_rate,
     synaptic_operations,
@@ -357,6 +358,73 @@ def test_fomaml_learns_inner_rates_and_neuron_parameters():
         clf.fit(np.zeros((4, 5)), [0, 1, 0, 1])
     with pytest.warns(UserWarning, match="3 classes"):
         clf.fit(tasks[0][0][:6], [0, 1, 2, 0, 1, 2])
+
+
+def test_randman_task_sampler_is_deterministic_by_task_seed():
+    s = RandmanTaskSampler(n_way=4, k_shot=2, n_query=3, n_units=7, n_steps=12, task_seeds=range(100, 200))
+    ep = s.task(123)
+    assert ep.X_support.shape == (8, 12, 7) and ep.X_query.shape == (12, 12, 7)
+    assert ep.y_support.tolist() == [0, 0, 1, 1, 2, 2, 3, 3] and np.bincount(ep.y_query).tolist() == [3] * 4
+    assert (ep.X_support.sum(1) == 1).all()          # every input neuron fires exactly once
+    again, other = s.task(123), s.task(124)
+    assert np.array_equal(again.X_support, ep.X_support) and np.array_equal(again.X_query, ep.X_query)
+    assert not np.array_equal(other.X_support, ep.X_support)   # a new task per seed
+    a, b = s.episodes(3, random_state=5), s.episodes(3, random_state=5)
+    assert all(np.array_equal(x.X_query, y.X_query) for x, y in zip(a, b))
+    # the event form holds the same spikes: unit i at step k -> t = (k + 0.5) / n_steps
+    ev = RandmanTaskSampler(n_way=4, k_shot=2, n_query=3, n_units=7, n_steps=12, events=True).task(123)
+    steps, units = np.nonzero(ep.X_support[0])
+    assert sorted(zip(np.floor(ev.X_support[0]["t"] * 12).astype(int).tolist(),
+                      ev.X_support[0]["channel"].tolist())) == sorted(zip(steps.tolist(), units.tolist()))
+    with pytest.raises(ValueError, match="task_seeds is empty"):
+        RandmanTaskSampler(task_seeds=[])
+
+
+def test_prototype_adaptation_beats_the_same_steps_from_scratch_on_held_out_digits():
+    train = FewShotTaskSampler(n_way=3, k_shot=3, n_query=6, classes=range(6), random_state=0)
+    test = FewShotTaskSampler(n_way=3, k_shot=3, n_query=6, classes=range(6, 10)).episodes(12, random_state=1)
+    kw = dict(hidden_layer_sizes=(64,), n_steps=4, learning_rate_init=2e-3, random_state=0)
+    meta = MetaSNNClassifier(**kw, meta_algorithm="protonet", n_meta_iter=10, meta_batch_size=2,
+                             n_adapt_steps=5).meta_fit(train)
+    acc_meta = np.mean([meta.fit(ep.X_support, ep.y_support).score(ep.X_query, ep.y_query) for ep in test])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        acc_scratch = np.mean([MetaSNNClassifier(**kw, max_iter=5).fit(ep.X_support, ep.y_support)
+                               .score(ep.X_query, ep.y_query) for ep in test])
+    assert acc_meta > acc_scratch + 0.1 and acc_meta > 0.8, (acc_meta, acc_scratch)
+    assert meta.meta_scale_ > 0 and meta.inner_lrs_ is None and meta.n_iter_ == 5
+
+
+def test_prototype_readout_start_persistence_and_readout_only_adaptation(tmp_path):
+    from sklearn_snn import load, save
+    from sklearn_snn._core.meta_proto import prototypes, readout_features
+
+    shape = dict(n_way=3, k_shot=3, n_query=6, n_units=10, n_steps=15)
+    train = RandmanTaskSampler(**shape, task_seeds=range(1000), random_state=0)
+    ep = RandmanTaskSampler(**shape, task_seeds=range(1000, 2000)).sample(random_state=1)
+    meta = MetaSNNClassifier((32,), neuron="cuba", tau_mem=4.0, tau_syn=4.0, threshold=0.5, readout="membrane_mean",
+                             meta_algorithm="protonet", n_meta_iter=5, meta_batch_size=2, random_state=0)
+    meta.meta_fit(train)
+    assert len(meta.meta_loss_curve_) == 5 and meta.meta_scale_ != 1 / 32   # the scale is learned
+    # the adaptation starts from the support set's prototype readout: with no step it is the
+    # nearest-prototype classifier of the decayed hidden spike counts
+    meta.set_params(n_adapt_steps=1, learning_rate_init=1e-12)
+    meta.fit(ep.X_support, ep.y_support)
+    with torch.no_grad():
+        phi_s, _ = readout_features(meta.module_, torch.as_tensor(ep.X_support, dtype=torch.float32).transpose(0, 1))
+        phi_q, _ = readout_features(meta.module_, torch.as_tensor(ep.X_query, dtype=torch.float32).transpose(0, 1))
+        nearest = torch.cdist(phi_q, prototypes(phi_s, torch.as_tensor(ep.y_support), 3)).argmin(1).numpy()
+    assert (meta.predict(ep.X_query) == nearest).mean() >= 0.95
+    # persistence keeps the learned prototype scale; readout-only adaptation keeps the hidden layer
+    save(meta, tmp_path / "proto.snn")
+    back = load(tmp_path / "proto.snn")
+    assert back.meta_scale_ == meta.meta_scale_
+    meta.set_params(n_adapt_steps=3, learning_rate_init=1e-2, adapt_layers="readout")
+    back.set_params(n_adapt_steps=3, learning_rate_init=1e-2, adapt_layers="readout")
+    p1 = meta.fit(ep.X_support, ep.y_support).predict_proba(ep.X_query)
+    np.testing.assert_array_equal(p1, back.fit(ep.X_support, ep.y_support).predict_proba(ep.X_query))
+    assert torch.equal(meta.module_.hidden[0].weight, meta.meta_module_.hidden[0].weight)
+    assert not torch.equal(meta.module_.out.weight, meta.meta_module_.out.weight)
 
 
 def _expected_failures(est):

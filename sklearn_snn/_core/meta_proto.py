@@ -1,0 +1,94 @@
+"""Prototype readouts for meta learning (Snell et al. 2017; Triantafillou et al. 2020's Proto-MAML).
+
+A leaky readout ``v_t = beta v_{t-1} + W h_t + b`` over the last hidden layer's spikes ``h`` is
+linear in a decayed spike-count feature: ``v_T = W phi + b kappa`` with ``phi = sum_s beta^(T-1-s)
+h_s`` and ``kappa = sum_s beta^s`` (the mean over time likewise, with the mean trace). So the
+readout that scores a sample by its squared distance to each class mean ("prototype") of
+``phi`` on the support set, ``-scale ||phi - c_k||^2`` up to a term equal for all classes, is the
+readout with ``W_k = 2 scale c_k`` and ``b_k = -scale ||c_k||^2 / kappa``. Meta-training
+(:func:`prototype_loss`) trains the hidden layers so that these readouts classify the query
+sets of the training tasks; adaptation starts from the prototype readout
+(:func:`init_readout_from_prototypes`) and fine-tunes it for a few steps.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .kernels import leaky_integrate
+
+
+def _readout_beta(module):
+    out = module.out
+    if getattr(out, "learn_tau", False):
+        return float(torch.sigmoid(out.beta_raw.detach()).mean())
+    return float(out.beta0)
+
+
+def readout_features(module, x):
+    """``(phi, kappa)``: the readout-linear features of input ``x`` (T, B, F) and the bias factor.
+
+    ``phi`` is (B, H), the decayed spike counts of the last hidden layer as the readout integrates
+    them (at the last step, or averaged over steps for ``readout='membrane_mean'``; the maximum
+    over time of ``'membrane_max'`` is taken at the last step).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_snn._core.network import SNN
+    >>> from sklearn_snn._core.neurons import NeuronSpec
+    >>> net = SNN(4, (6,), 3, NeuronSpec(), readout="membrane_last", generator=torch.Generator().manual_seed(0))
+    >>> phi, kappa = readout_features(net, torch.rand(5, 2, 4))
+    >>> phi.shape, round(kappa, 4) == round(sum(net.out.beta0 ** s for s in range(5)), 4)
+    (torch.Size([2, 6]), True)
+    """
+    if module.readout not in ("membrane_max", "membrane_last", "membrane_mean"):
+        raise ValueError(f"Prototype readouts need a leaky (membrane) readout, got readout={module.readout!r}; "
+                         "use readout='membrane_mean', 'membrane_last' or 'membrane_max'.")
+    _, spikes, _, _ = module.run(x)
+    h = spikes[len(module.hidden) - 1]
+    beta = _readout_beta(module)
+    trace = leaky_integrate(h, beta)
+    ones = leaky_integrate(torch.ones(h.shape[0], 1, 1, dtype=h.dtype, device=h.device), beta).flatten()
+    if module.readout == "membrane_mean":
+        return trace.mean(0), float(ones.mean())
+    return trace[-1], float(ones[-1])
+
+
+def prototypes(phi, y, n_way):
+    """Class means (n_way, H) of the features ``phi`` (B, H) for labels ``y`` in 0..n_way-1."""
+    onehot = torch.nn.functional.one_hot(y, n_way).to(phi.dtype)
+    counts = onehot.sum(0).clamp_min(1.0)
+    return (onehot.T @ phi) / counts[:, None]
+
+
+def prototype_logits(phi, protos, scale):
+    """``-scale ||phi - c_k||^2`` for every sample and class: (B, n_way)."""
+    return -scale * torch.cdist(phi, protos).square()
+
+
+def prototype_loss(module, x_support, y_support, x_query, y_query, n_way, log_scale):
+    """Cross-entropy of the query set under the support set's prototype readout (differentiable
+    in the hidden layers and ``log_scale``)."""
+    phi_s, _ = readout_features(module, x_support)
+    phi_q, _ = readout_features(module, x_query)
+    logits = prototype_logits(phi_q, prototypes(phi_s, y_support, n_way), log_scale.exp())
+    return torch.nn.functional.cross_entropy(logits, y_query)
+
+
+@torch.no_grad()
+def init_readout_from_prototypes(module, x_support, y_support, n_way, scale, chunk=256):
+    """Set the readout to the prototype readout of the support set (``W_k = 2 scale c_k``,
+    ``b_k = -scale ||c_k||^2 / kappa``); ``x_support`` is (T, B, F), simulated ``chunk``
+    samples at a time."""
+    sums, counts, kappa = None, torch.zeros(n_way, dtype=torch.float64, device=x_support.device), 1.0
+    for start in range(0, x_support.shape[1], chunk):
+        phi, kappa = readout_features(module, x_support[:, start:start + chunk])
+        onehot = torch.nn.functional.one_hot(y_support[start:start + chunk], n_way).to(torch.float64)
+        part = onehot.T @ phi.to(torch.float64)
+        sums = part if sums is None else sums + part
+        counts += onehot.sum(0)
+    c = sums / counts.clamp_min(1.0)[:, None]
+    out = module.out
+    out.weight.copy_((2.0 * scale * c).to(out.weight.dtype))
+    out.bias.copy_((-scale * c.square().sum(1) / kappa).to(out.bias.dtype))
