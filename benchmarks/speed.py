@@ -38,9 +38,17 @@ Also printed: the matmul-bound lower limit (FLOPs of the step's matmuls / the ma
 measured here on the step's largest matmul) and, for S2, the same limit counting only the nonzero
 inputs (the sparse input path can go below the dense limit).
 
+GPU (``--device cuda``, issue 21): per cell the CUDA-synchronised time of forward + backward (+ Adam for
+S1-S3) and the peak GPU memory (torch.cuda.max_memory_allocated), for S1-S3 and ON, the Open Neuromorphic
+shape (Linear(16384) + LIF, batch 16, T = 500, float32; RTX 4090 anchors: snnTorch 3.08 s, SpikingJelly
+torch 1.34 s / CuPy 0.118 s, Norse + torch.compile 0.109 s). Rows: snnTorch, Norse without and with
+torch.compile (of the step), SpikingJelly multi-step (its own fused kernels) and single-step (its
+cupy/triton backends where its version has them), the plain loop, the package's torch and Triton scans.
+
 Usage::
 
     python benchmarks/speed.py             # full: all shapes, 3 rounds x 4 timed steps per cell
+    python benchmarks/speed.py --device cuda --shapes ON S3    # the GPU table (benchmarks/gpu_check.sh)
     python benchmarks/speed.py --quick     # S1 and S3 only, fewer steps: a smoke run
     python benchmarks/speed.py --shapes S2 S2-rec S2-alif --variants core core-torch plain
 
@@ -51,6 +59,7 @@ Times on a shared machine are noisy: report ``uptime`` load with them.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import subprocess
@@ -470,11 +479,178 @@ def rel_err(a, b):
     return num / den
 
 
+# ---------------------------------------------------------------------------------------------
+# --device cuda: the anchor table on a GPU (see the module docstring)
+# ---------------------------------------------------------------------------------------------
+GPU_SHAPES = {"S1": None, "S2": None, "S3": None, "ON": (500, 16, 16384, 16384)}
+GPU_ANCHORS = ("snntorch", "norse", "norse-compile", "sj-m", "sj-s", "sj-cupy", "sj-triton")
+GPU_VARIANTS = GPU_ANCHORS + ("plain", "core-torch", "core-triton")
+
+
+def _sj_node(mode, backend=None):
+    from spikingjelly.activation_based import neuron, surrogate
+
+    try:
+        return neuron.LIFNode(tau=1.0 / (1.0 - BETA), decay_input=False, v_threshold=THR, v_reset=None,
+                              detach_reset=True, surrogate_function=surrogate.SoftSign(alpha=SLOPE), step_mode=mode,
+                              **({"backend": backend} if backend else {}))
+    except TypeError:   # SpikingJelly 2 has no backend argument: its multi-step node picks its own kernels
+        raise RuntimeError(f"this SpikingJelly has no backend={backend!r} (its own kernels: row sj-m)") from None
+
+
+def build_one_layer(variant, w, b):
+    """Linear + LIF, loss = spike count (the Open Neuromorphic network) for each GPU variant."""
+    import torch
+
+    lin = torch.nn.functional.linear
+    params = [w.clone().requires_grad_(), b.clone().requires_grad_()]
+    if variant in ("core-triton", "core-torch"):
+        from sklearn_snn._core.kernels import spiking_scan
+        from sklearn_snn._core.neurons import NeuronSpec
+
+        spec = NeuronSpec("lif", beta=BETA, threshold=THR)
+        return params, lambda x: spiking_scan(lin(x, *params), spec, "fast_sigmoid", SLOPE, inplace=True)[0].sum()
+    if variant == "snntorch":
+        import snntorch as snn
+        from snntorch import surrogate
+
+        cell = snn.Leaky(beta=BETA, threshold=THR, spike_grad=surrogate.fast_sigmoid(slope=SLOPE))
+    elif variant == "plain":
+        spike = _plain_spike_fn(torch)
+
+        def cell(cur, v):
+            u = BETA * v + cur
+            s = spike(u - THR, SLOPE, 1.0)
+            return s, u - THR * s.detach()
+    elif variant.startswith("norse"):
+        from norse.torch import LIFBoxCell, LIFBoxParameters
+
+        dt, c = 1e-3, 1.0 - BETA
+        t_ = lambda v: torch.tensor(v, device=w.device)  # noqa: E731
+        cell = LIFBoxCell(LIFBoxParameters(tau_mem_inv=t_(c / dt), v_leak=t_(0.0), v_th=t_(THR), v_reset=t_(0.0),
+                                           method="super", alpha=t_(SLOPE)), dt=dt)
+    if variant in ("snntorch", "plain") or variant.startswith("norse"):
+        def fn(x):   # a per-step loop over the projected current
+            cur, total = lin(x, *params), 0
+            st = None if variant.startswith("norse") else torch.zeros_like(cur[0])
+            for t in range(x.shape[0]):
+                s, st = cell(cur[t], st)
+                total = total + s.sum()
+            return total
+        cell = torch.compile(cell) if variant == "norse-compile" else cell    # the step, not the loop
+        return params, fn
+    from spikingjelly.activation_based import functional
+
+    mode = "s" if variant == "sj-s" else "m"
+    node = _sj_node(mode, {"sj-cupy": "cupy", "sj-triton": "triton"}.get(variant))
+
+    def fn(x):
+        functional.reset_net(node)
+        cur = lin(x, *params)
+        return node(cur).sum() if mode == "m" else sum(node(cur[t]).sum() for t in range(x.shape[0]))
+    return params, fn
+
+
+def gpu_worker(args):
+    """One GPU cell: time (CUDA-synchronised) and the peak GPU memory the step adds."""
+    if args.smoke:   # the kernels in Triton's interpreter on CPU tensors
+        os.environ.update(TRITON_INTERPRET="1", SKLEARN_SNN_TRITON_CPU="1")
+    if args.variant == "core-torch":
+        os.environ["SKLEARN_SNN_TRITON"] = "0"
+    import torch
+
+    dev = torch.device("cuda" if not args.smoke else "cpu")
+    g = torch.Generator().manual_seed(0)
+    if args.shape == "ON":
+        T, B, F, H = GPU_SHAPES["ON"] if not args.smoke else (4, 2, 16, 16)
+        x = torch.rand(T, B, F, generator=g).to(dev)
+        w = ((torch.rand(H, F, generator=g) * 2 - 1) * 3.0 / F ** 0.5).to(dev)
+        params, fn = build_one_layer(args.variant, w, torch.zeros(H, device=dev))
+        y, opt = None, None
+    else:
+        x, y, p, model, rec = make_problem(args.shape, torch.float32, cut=args.smoke)
+        x, y, p = x.to(dev), y.to(dev), {k: (v.to(dev) if v is not None else None) for k, v in p.items()}
+        torch.set_default_device(dev)
+        name = {"core-triton": "core", "norse-compile": "norse", "sj-cupy": "sj-m", "sj-triton": "sj-m"}
+        if args.variant == "norse-compile":     # compile each cell's step (compiling the loop unrolls it)
+            import norse.torch as nt
+            nt.LIFBoxCell = lambda *a_, _c=nt.LIFBoxCell, **k: torch.compile(_c(*a_, **k))
+        elif args.variant in ("sj-cupy", "sj-triton"):
+            from spikingjelly.activation_based import neuron
+            _sj_node("m", args.variant[3:])     # refuses when this SpikingJelly has no such backend
+            neuron.LIFNode = functools.partial(neuron.LIFNode, backend=args.variant[3:])
+        params, loss_fn, _ = build(name.get(args.variant, args.variant), p, model, rec, torch.float32)
+        opt = torch.optim.Adam(params, lr=1e-4)
+        fn = lambda xx: loss_fn(xx, y)  # noqa: E731
+    if args.variant == "core-triton":   # the row must time the Triton kernels, not a fallback
+        from sklearn_snn._core.triton_backend import triton_available
+        assert triton_available(), "core-triton needs triton"
+
+    def step():
+        for q in params:
+            q.grad = None
+        fn(x).backward()
+        if opt is not None:
+            opt.step()
+
+    for _ in range(args.warmup):
+        step()
+    cuda = dev.type == "cuda"
+    torch.cuda.synchronize() if cuda else None
+    torch.cuda.reset_peak_memory_stats() if cuda else None
+    base, times = torch.cuda.memory_allocated() if cuda else 0, []
+    for _ in range(args.steps):
+        t0 = time.perf_counter()
+        step()
+        torch.cuda.synchronize() if cuda else None
+        times.append(time.perf_counter() - t0)
+    peak = torch.cuda.max_memory_allocated() if cuda else 0
+    print(json.dumps(dict(times=times, added_mb=(peak - base) / 2 ** 20, peak_mb=peak / 2 ** 20)))
+
+
+def main_cuda(a):
+    import torch
+
+    shapes, variants, a.steps = a.shapes or list(GPU_SHAPES), a.variants or list(GPU_VARIANTS), a.steps or 5
+    dev = "CPU (smoke run: interpreter, cut shapes, times meaningless)" if a.smoke else torch.cuda.get_device_name(0)
+    print(f"# benchmarks/speed.py --device cuda on {dev}, torch {torch.__version__}: {a.steps} timed steps after "
+          f"{a.warmup} warm-up per cell, each cell in its own process\n"
+          "| shape | variant | median ms (min-max) | speed-up vs fastest anchor | added GPU MB | peak GPU MB |\n"
+          "| --- | --- | --- | --- | --- | --- |", flush=True)
+    goals = []
+    for s in shapes:
+        ok, fastest = {}, None    # anchors run first, so the package's rows print their speed-up at once
+        for v in variants:
+            r = {"error": "not installed"}
+            if available({"norse-compile": "norse", "sj-cupy": "sj-m", "sj-triton": "sj-m"}.get(v, v)):
+                cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--device", "cuda", "--variant", v,
+                       "--shape", s, "--steps", str(a.steps), "--warmup", str(a.warmup)] + ["--smoke"] * a.smoke
+                p = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+                r = (json.loads(p.stdout.strip().splitlines()[-1]) if p.returncode == 0
+                     else {"error": " ".join((p.stderr or p.stdout).strip().splitlines()[-1:])[:150]})
+            if "error" in r:
+                print(f"| {s} | {v} | not run: {r['error']} | | | |", flush=True)
+                continue
+            ok[v] = r
+            med, lo, hi = fmt_ms(r["times"])
+            if v in GPU_ANCHORS:
+                fastest = min(med, fastest or med)
+            sp = f"{fastest / med:.2f}" if fastest else "-"
+            print(f"| {s} | {v} | {med:.2f} ({lo:.2f}-{hi:.2f}) | {sp} | {r['added_mb']:.0f} | {r['peak_mb']:.0f} |",
+                  flush=True)
+        if "core-triton" in ok and fastest:
+            mem = min(r["peak_mb"] for v, r in ok.items() if v in GPU_ANCHORS)
+            sp = fastest / fmt_ms(ok["core-triton"]["times"])[0]
+            goals.append(f"- {s}: core-triton >= 2x the fastest anchor: {'MET' if sp >= 2 else 'NOT MET'} ({sp:.2f}x); "
+                         f"peak memory <= the smallest anchor's: {ok['core-triton']['peak_mb']:.0f} vs {mem:.0f} MB")
+    print("\nGoals (issue 21):\n" + "\n".join(goals))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="S1 and S3 only, 2 rounds x 5 steps")
-    ap.add_argument("--shapes", nargs="+", default=None, choices=list(SHAPES))
-    ap.add_argument("--variants", nargs="+", default=None, choices=list(VARIANTS))
+    ap.add_argument("--shapes", nargs="+", default=None, choices=list(dict.fromkeys([*SHAPES, *GPU_SHAPES])))
+    ap.add_argument("--variants", nargs="+", default=None, choices=list(dict.fromkeys(VARIANTS + GPU_VARIANTS)))
     ap.add_argument("--rounds", type=int, default=None)
     ap.add_argument("--steps", type=int, default=None, help="timed steps per cell and round")
     ap.add_argument("--warmup", type=int, default=3)
@@ -490,9 +666,17 @@ def main():
     ap.add_argument("--check", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--malloc", default="default", help=argparse.SUPPRESS)
     ap.add_argument("--semantics-of", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                    help="'cuda': the GPU anchor table (S1-S3 and the Open Neuromorphic shape ON; shapes "
+                         f"{', '.join(GPU_SHAPES)}, variants {', '.join(GPU_VARIANTS)}), time and peak GPU memory")
+    ap.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)   # the cuda path on CPU, cut shapes
     a = ap.parse_args()
     if a.worker:
-        return worker(a)
+        return gpu_worker(a) if a.device == "cuda" else worker(a)
+    if a.device == "cuda":
+        return main_cuda(a)
+    if set(a.shapes or ()) - set(SHAPES) or set(a.variants or ()) - set(VARIANTS):
+        ap.error(f"on CPU: shapes from {', '.join(SHAPES)}, variants from {', '.join(VARIANTS)}")
     shapes = a.shapes or (["S1", "S3"] if a.quick else list(SHAPES))
     a.rounds = a.rounds or (2 if a.quick else 3)
     a.steps = a.steps or (5 if a.quick else 4)

@@ -194,3 +194,16 @@ def leaky_integrate(x, beta, backend="auto"):
     """
     beta = _as_param(beta, x)
     return select_backend("leaky", backend, x, beta).apply(x, beta)
+
+
+# ---- Triton backend registration (H5, issue #21; the backend is in triton_backend.py) ----------
+# 'auto' picks it for CUDA float32/float16/bfloat16 tensors when triton imports; CPU tensors only
+# in Triton's interpreter on request (TRITON_INTERPRET=1 and SKLEARN_SNN_TRITON_CPU=1, for tests).
+from .triton_backend import TRITON as _TRITON
+from .triton_backend import LeakyTriton, ScanTriton
+from .triton_backend import leaky_ok as _triton_leaky_ok
+from .triton_backend import scan_ok as _triton_scan_ok
+
+register_backend("scan", "triton", ScanTriton, ok=_triton_scan_ok, **_TRITON)
+register_backend("leaky", "triton", LeakyTriton, ok=_triton_leaky_ok, **_TRITON)
+# ---- end of the Triton backend registration ---------------------------------------------------
