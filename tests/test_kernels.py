@@ -198,7 +198,7 @@ def test_backend_argument_is_validated():
 
 def test_backend_registry_chooses_by_priority_and_acceptance():
     # 'auto' asks the backends from the highest priority down; a forced one that cannot run raises
-    assert kernels.backend_names("scan") == ["auto", "torch", "numba"]
+    assert kernels.backend_names("scan")[:3] == ["auto", "torch", "numba"]   # then e.g. 'triton' (GPU)
     kernels.register_backend("test-op", "torch", "reference")
     kernels.register_backend("test-op", "fast", "fast", ok=lambda v: v > 0, priority=5, accepts="positive input")
     kernels.register_backend("test-op", "absent", "absent", available=lambda: False, priority=9, needs="a compiler")

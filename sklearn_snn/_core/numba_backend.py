@@ -26,7 +26,6 @@ computes the same values.
 
 from __future__ import annotations
 
-import functools
 import os
 import sys
 import threading
@@ -38,8 +37,8 @@ from . import buffers
 from .scan_torch import is_tensor, param_grads, reduce_to
 from .threads import kernel_threads, start_numba_pool
 
-__all__ = ["LeakyCompiled", "ScanCompiled", "as_numpy", "kernels", "leaky_ok", "numba_kernels", "per_neuron",
-           "scan_ok", "specialised", "variant"]
+__all__ = ["LeakyCompiled", "ScanCompiled", "as_numpy", "cache_dir", "kernels", "leaky_ok", "numba_kernels", "per_neuron",
+           "scan_ok", "shared_module", "specialised", "variant", "warm_up"]
 
 
 _SURROGATE_CODES = {"fast_sigmoid": 0, "sigmoid": 1, "arctan": 2, "triangle": 3, "gaussian": 4,
@@ -234,7 +233,9 @@ def backward(t_hi, t_lo, gS, U, Q, A, SG, beta, alpha, thr, fpar, GX, GU, GS, gu
 '''
 
 
-def _cache_dir():
+def cache_dir():
+    """The kernel cache directory: ``SKLEARN_SNN_KERNEL_CACHE``, else ``~/.cache/sklearn_snn/kernels``
+    (``$XDG_CACHE_HOME`` honoured), else a per-user folder in the temporary directory."""
     d = os.environ.get("SKLEARN_SNN_KERNEL_CACHE")
     if not d:
         base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
@@ -262,9 +263,6 @@ def specialised(kind, **flags):
     directory (``SKLEARN_SNN_KERNEL_CACHE``, default ``~/.cache/sklearn_snn/kernels``) and imported
     from there, so numba's on-disk cache keeps the machine code between processes.
     """
-    import hashlib
-    import importlib.util
-
     key = (kind,) + tuple(sorted(flags.items()))
     mod = _MODULES.get(key)
     if mod is not None:
@@ -281,20 +279,39 @@ def specialised(kind, **flags):
         else:
             fmt["surrogate"] = _SURR_SRC[fmt["code"]].format(ind=" " * 8)
             src = _BWD_TEMPLATE.format(**fmt)
-        digest = hashlib.sha1(src.encode()).hexdigest()[:16]
-        name = f"snn_{kind}_{digest}"
-        path = os.path.join(_cache_dir(), name + ".py")
-        if not os.path.exists(path):
-            tmp = f"{path}.{os.getpid()}.tmp"
-            with open(tmp, "w") as f:
-                f.write(src)
-            os.replace(tmp, path)
-        spec = importlib.util.spec_from_file_location(name, path)
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod      # numba's cache pickles functions by module name
-        spec.loader.exec_module(mod)
-        _MODULES[key] = mod
+        mod = _MODULES[key] = shared_module(f"snn_{kind}", src)
         return mod
+
+
+def shared_module(prefix, src):
+    """Import ``src`` as a module from a file in the shared kernel cache directory.
+
+    The file is named after a hash of the source and of numba's version, so numba's on-disk cache
+    next to it (``__pycache__``) is shared by every process that runs the same kernels with the
+    same numba: loky and Dask workers, later sessions, and other virtual environments (whose
+    package copies live at other paths, which numba's own per-file cache would keep apart).
+    """
+    import hashlib
+    import importlib.util
+
+    import numba
+
+    digest = hashlib.sha1((numba.__version__ + "\n" + src).encode()).hexdigest()[:16]
+    name = f"{prefix}_{digest}"
+    mod = sys.modules.get(name)
+    if mod is not None:
+        return mod
+    path = os.path.join(cache_dir(), name + ".py")
+    if not os.path.exists(path):
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "w") as f:
+            f.write(src)
+        os.replace(tmp, path)
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod      # numba's cache pickles functions by module name
+    spec.loader.exec_module(mod)
+    return mod
 
 
 def _add_rows_src():
@@ -310,19 +327,41 @@ def _add_rows_src():
             + src[src.index("def add_rows("):])
 
 
-@functools.cache
+_LOADED = []                  # [the namespace or None] once loaded
+_LOAD_LOCK = threading.Lock()
+
+
 def numba_kernels():
     """The compiled kernels (a namespace: ``numba``, the ``par`` and ``ser`` builds of
     :data:`~sklearn_snn._core.numba_loops.KERNELS`, ``pack_bits``), or ``None`` when numba is not
-    installed (or disabled with ``SKLEARN_SNN_NUMBA=0``). Loads the backend on the first call."""
+    installed (one ``RuntimeWarning`` then says what to install) or disabled with
+    ``SKLEARN_SNN_NUMBA=0``. Loads the backend on the first call, once, also when a background
+    :func:`warm_up` and the main thread ask at the same time; ``numba_kernels.cache_clear()``
+    forgets it (tests)."""
+    if not _LOADED:
+        with _LOAD_LOCK:
+            if not _LOADED:
+                _LOADED.append(_load_numba_kernels())
+    return _LOADED[0]
+
+
+numba_kernels.cache_clear = _LOADED.clear
+
+
+def _load_numba_kernels():
     if os.environ.get("SKLEARN_SNN_NUMBA", "1") == "0":
         return None
     try:
         import numba
-
-        from . import numba_loops
     except ImportError:
+        import warnings
+
+        warnings.warn("numba is not installed, so sklearn-snn runs its pure-torch loops on CPU, which are "
+                      "several times slower; install it for the compiled kernels: pip install numba "
+                      "(set SKLEARN_SNN_NUMBA=0 to choose the torch loops and silence this warning).",
+                      RuntimeWarning, stacklevel=2)
         return None
+    numba_loops = _loops_module()
     opts = dict(cache=True, nogil=True)
     par = dict(opts, parallel=True)
     # parallel kernels for the main thread; serial ones (compiled only if used) for calls from
@@ -335,6 +374,51 @@ def numba_kernels():
         ser=types.SimpleNamespace(**{k: numba.njit(**opts)(variant(f, "ser")) for k, f in fns.items()}),
         pack_bits=numba_loops.pack_bits,
     )
+
+
+def warm_up(background=False):
+    """Pay ahead the one-time costs of the first ``fit`` in a process.
+
+    They are, measured on digits (see ``benchmarks/first_call.py``): torch's own import of
+    ``torch._dynamo`` on the first optimiser (about 1 s; every torch training loop pays it), loading
+    numba and its typing registries (about 0.4 s), and loading (or, on an empty cache, compiling) the
+    kernels. ``background=True`` runs this in a daemon thread and returns it (``None`` when
+    ``SKLEARN_SNN_WARMUP=0``), for programs that load their data in the meantime; call it after the
+    imports of the main thread are done.
+
+    Examples
+    --------
+    >>> warm_up() is None
+    True
+    """
+    if background:
+        if os.environ.get("SKLEARN_SNN_WARMUP", "1") == "0":
+            return None
+        th = threading.Thread(target=warm_up, name="sklearn-snn-warm-up", daemon=True)
+        th.start()
+        return th
+    import torch._dynamo  # noqa: F401 -- what torch.optim imports on its first use
+
+    nb = numba_kernels()
+    if nb is not None:
+        import numpy
+
+        x = numpy.zeros((1, 1, 1), numpy.float32)
+        nb.ser.leaky(x, numpy.ones(1, numpy.float32), x.copy(), False)
+    return None
+
+
+def _loops_module():
+    """:mod:`~sklearn_snn._core.numba_loops`, imported from its copy in the shared kernel cache (see
+    :func:`shared_module`); the package's own module when the cache cannot be written."""
+    import inspect
+
+    from . import numba_loops
+
+    try:
+        return shared_module("snn_loops", inspect.getsource(numba_loops))
+    except OSError:
+        return numba_loops
 
 
 def variant(fn, tag):
