@@ -5,6 +5,7 @@ Usage::
     OMP_NUM_THREADS=1 python benchmarks/eventprop.py            # full: 5000/1000 samples, 3 seeds
     OMP_NUM_THREADS=1 python benchmarks/eventprop.py --quick    # minutes: 1 seed, small data
     OMP_NUM_THREADS=1 python benchmarks/eventprop.py --only accuracy --jobs 3   # seeds in parallel
+    OMP_NUM_THREADS=1 python benchmarks/eventprop.py --only speed     # or tabular, spike, memory
 
 1. Yin-Yang (Kriener et al. 2021), 5000 training and 1000 test samples as in Wunderlich & Pehle
    (2021): test accuracy of ``EventPropClassifier()`` with the shipped defaults, mean +- std over
@@ -15,9 +16,13 @@ Usage::
    ``VmRSS`` just before the pass, after resetting the peak mark through
    ``/proc/self/clear_refs``; Linux, with ``ru_maxrss`` as a coarse fallback elsewhere).
    The same for ``SurrogateSNNClassifier`` (BPTT) on the same network, for contrast.
-3. Training time per epoch, EventProp vs ``SurrogateSNNClassifier`` (BPTT with surrogate
-   gradients) on the same network (CuBa LIF, same hidden width, same number of steps and batch
-   size) and data, in the same run.
+3. ``--only speed``: fit time of the default Yin-Yang fit (``EventPropClassifier()``, compiled
+   event loops) against ``SurrogateSNNClassifier()`` on the same data in the same run, with both
+   held-out accuracies and the ratio.
+4. ``--only tabular``: 5-fold CV accuracy of the defaults on blobs (300), iris, wine, breast
+   cancer and digits (standardised features), EventProp against the surrogate estimator.
+5. ``--only spike``: the random-manifold spike task (``make_randman``: 10 classes, 50 units,
+   100 steps, uint8 arrays), held-out 25 %, EventProp against the surrogate estimator.
 
 Timings are wall-clock on whatever machine runs this; on a shared machine they are noisy.
 """
@@ -97,7 +102,9 @@ torch.manual_seed(0)
 if kind == "eventprop":
     est = EventPropClassifier(dt=dt, n_steps=n_steps, random_state=0)
     est._fit_scaler(X)
-    net = est._build_module(5, 3, torch.Generator().manual_seed(0))
+    est.input_ndim_ = 2
+    est._set_resolved_parameters()
+    net = est._build_module(est._n_encoded(X.shape[1]), 3, torch.Generator().manual_seed(0))
     xb = torch.tensor(est._scale(X), dtype=torch.float32)
     ev = est._encode(xb)
     yt = torch.tensor(y)
@@ -112,7 +119,7 @@ if kind == "eventprop":
 else:
     from sklearn_snn.surrogate import SurrogateSNNClassifier
     est = SurrogateSNNClassifier(hidden_layer_sizes=clf.hidden_layer_sizes, neuron="cuba", n_steps=n_steps,
-                                 tau_mem=clf.tau_mem / dt, tau_syn=clf.tau_syn / dt, encoder="latency",
+                                 tau_mem=clf._resolved("tau_mem") / dt, tau_syn=clf._resolved("tau_syn") / dt, encoder="latency",
                                  random_state=0)
     est._fit_scaler(X)
     net = est._build_module(4, 3, torch.Generator().manual_seed(0))
@@ -171,34 +178,105 @@ def memory(batch):
     return out
 
 
-def speed(n_train, repeats=1):
+def _cmd(part, quick):
+    return f"OMP_NUM_THREADS=1 python benchmarks/eventprop.py --only {part}{' --quick' if quick else ''}"
+
+
+def speed(n_train, n_test=1000):
+    """Default Yin-Yang fits, EventProp and the surrogate estimator, in the same run."""
     from sklearn_snn.eventprop import EventPropClassifier
     from sklearn_snn.surrogate import SurrogateSNNClassifier
 
-    X, y, _, _ = _data(n_train, 10)
-    ref = EventPropClassifier()
-    ests = {
-        "eventprop": EventPropClassifier(max_iter=1, random_state=0),
-        "surrogate": SurrogateSNNClassifier(hidden_layer_sizes=ref.hidden_layer_sizes, neuron="cuba",
-                                            n_steps=ref.n_steps, tau_mem=ref.tau_mem / ref.dt,
-                                            tau_syn=ref.tau_syn / ref.dt, encoder="latency",
-                                            batch_size=ref.batch_size, max_iter=1, random_state=0),
-    }
+    X, y, Xt, yt = _data(n_train, n_test)
     res = {}
-    for name, est in ests.items():
+    for name, est in (("eventprop", EventPropClassifier(random_state=0)),
+                      ("surrogate", SurrogateSNNClassifier(random_state=0))):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            est.fit(X[:64], y[:64])  # warm-up (imports, allocator)
-            ts = []
-            for _ in range(repeats):
-                t0 = time.perf_counter()
-                est.fit(X, y)
-                ts.append(time.perf_counter() - t0)
-        res[name] = min(ts)
-        print(f"  {name:9s}: {res[name]:.2f}s per epoch ({n_train} samples, batch {ref.batch_size}, "
-              f"{ref.n_steps} steps, hidden {ref.hidden_layer_sizes})", flush=True)
-    res["ratio_eventprop_over_surrogate"] = res["eventprop"] / res["surrogate"]
-    print(f"  ratio EventProp / surrogate BPTT: {res['ratio_eventprop_over_surrogate']:.2f}", flush=True)
+            est.set_params(max_iter=1).fit(X[:64], y[:64])  # warm-up (imports, compilation cache)
+            est.set_params(max_iter=type(est)().max_iter)
+            t0 = time.perf_counter()
+            est.fit(X, y)
+            sec = time.perf_counter() - t0
+        res[name] = {"fit_seconds": sec, "test_accuracy": est.score(Xt, yt), "epochs": est.n_iter_}
+    print("| estimator (defaults) | fit time | epochs | held-out accuracy |", flush=True)
+    print("| --- | --- | --- | --- |")
+    for name, r in res.items():
+        print(f"| {name} | {r['fit_seconds']:.1f} s | {r['epochs']} | {r['test_accuracy']:.3f} |")
+    res["ratio_eventprop_over_surrogate"] = res["eventprop"]["fit_seconds"] / res["surrogate"]["fit_seconds"]
+    print(f"  fit time ratio EventProp / surrogate: {res['ratio_eventprop_over_surrogate']:.1f}x "
+          f"(Yin-Yang, {n_train} train / {n_test} test)", flush=True)
+    return res
+
+
+TABULAR = ("blobs", "iris", "wine", "breast_cancer", "digits")
+
+
+def _tabular_data(name):
+    from sklearn import datasets
+
+    if name == "blobs":
+        return datasets.make_blobs(n_samples=300, random_state=0)
+    return getattr(datasets, f"load_{name}")(return_X_y=True)
+
+
+def tabular(names=TABULAR, cv=5):
+    """5-fold CV accuracy of the defaults (standardised features), EventProp vs surrogate."""
+    from sklearn.model_selection import cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from sklearn_snn.eventprop import EventPropClassifier
+    from sklearn_snn.surrogate import SurrogateSNNClassifier
+
+    res = {}
+    print(f"| data | EventPropClassifier() {cv}-fold CV | SurrogateSNNClassifier() {cv}-fold CV | "
+          "difference | EventProp / surrogate time |", flush=True)
+    print("| --- | --- | --- | --- | --- |")
+    for name in names:
+        X, y = _tabular_data(name)
+        row = {}
+        for key, est in (("eventprop", EventPropClassifier(random_state=0)),
+                         ("surrogate", SurrogateSNNClassifier(random_state=0))):
+            t0 = time.perf_counter()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                sc = cross_val_score(make_pipeline(StandardScaler(), est), X, y, cv=cv)
+            row[key] = float(sc.mean())
+            row[key + "_seconds"] = time.perf_counter() - t0
+        res[name] = row
+        print(f"| {name} | {row['eventprop']:.3f} | {row['surrogate']:.3f} | "
+              f"{row['eventprop'] - row['surrogate']:+.3f} | "
+              f"{row['eventprop_seconds'] / row['surrogate_seconds']:.1f}x |", flush=True)
+    return res
+
+
+def spike_input(n_samples=1000, n_classes=10, n_units=50, n_steps=100):
+    """Random-manifold spike task (3D uint8 input), held-out 25 %."""
+    from sklearn.model_selection import train_test_split
+
+    from sklearn_snn.datasets import make_randman
+    from sklearn_snn.eventprop import EventPropClassifier
+    from sklearn_snn.surrogate import SurrogateSNNClassifier
+
+    X, y = make_randman(n_samples, n_classes=n_classes, n_units=n_units, n_steps=n_steps, random_state=0)
+    X = X.astype(np.uint8)
+    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.25, random_state=0, stratify=y)
+    res = {}
+    print(f"randman: {n_samples} samples, {n_classes} classes, {n_units} units, {n_steps} steps (uint8)")
+    print("| estimator | held-out accuracy | fit time |", flush=True)
+    print("| --- | --- | --- |")
+    for name, est in (("EventPropClassifier()", EventPropClassifier(random_state=0)),
+                      ("SurrogateSNNClassifier()", SurrogateSNNClassifier(random_state=0)),
+                      ("SurrogateSNNClassifier(neuron='cuba', tau_syn=10)",
+                       SurrogateSNNClassifier(neuron="cuba", tau_syn=10, random_state=0))):
+        t0 = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            est.fit(Xtr, ytr)
+        sec = time.perf_counter() - t0
+        res[name] = {"accuracy": est.score(Xte, yte), "fit_seconds": sec}
+        print(f"| {name} | {res[name]['accuracy']:.3f} | {sec:.1f} s |", flush=True)
     return res
 
 
@@ -207,7 +285,7 @@ def main(argv=None):
     p.add_argument("--quick", action="store_true", help="1 seed, 1000/500 samples, 5 epochs")
     p.add_argument("--seeds", type=int, default=None)
     p.add_argument("--jobs", type=int, default=1, help="seeds trained in parallel processes")
-    p.add_argument("--only", choices=["accuracy", "memory", "speed"], default=None)
+    p.add_argument("--only", choices=["accuracy", "memory", "speed", "tabular", "spike"], default=None)
     p.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "out", "eventprop.json"))
     a = p.parse_args(argv)
     import torch
@@ -215,7 +293,7 @@ def main(argv=None):
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}", flush=True)
     report = {"quick": a.quick}
-    todo = {"accuracy", "memory", "speed"} if a.only is None else {a.only}
+    todo = {"accuracy", "memory", "speed", "tabular", "spike"} if a.only is None else {a.only}
     if "accuracy" in todo:
         n_seeds = a.seeds or (1 if a.quick else 3)
         n_train, n_test = (1000, 500) if a.quick else (5000, 1000)
@@ -230,8 +308,16 @@ def main(argv=None):
               f"{200 if a.quick else 1000}) at dt and dt/10", flush=True)
         report["memory"] = memory(200 if a.quick else 1000)
     if "speed" in todo:
-        print("3. Training time per epoch vs SurrogateSNNClassifier", flush=True)
-        report["speed"] = speed(500 if a.quick else 2000)
+        n = 1000 if a.quick else 5000
+        print(f"3. Fit time of the default Yin-Yang fit vs SurrogateSNNClassifier() ({_cmd('speed', a.quick)})",
+              flush=True)
+        report["speed"] = speed(n)
+    if "tabular" in todo:
+        print(f"4. Small tabular problems, defaults ({_cmd('tabular', a.quick)})", flush=True)
+        report["tabular"] = tabular(TABULAR[:3] if a.quick else TABULAR, cv=3 if a.quick else 5)
+    if "spike" in todo:
+        print(f"5. Spike-array input ({_cmd('spike', a.quick)})", flush=True)
+        report["spike"] = spike_input(300 if a.quick else 1000)
     os.makedirs(os.path.dirname(a.out), exist_ok=True)
     out = a.out if a.only is None else a.out.replace(".json", f"_{a.only}.json")
     with open(out, "w") as f:

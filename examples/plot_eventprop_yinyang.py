@@ -34,7 +34,7 @@ if EventPropClassifier is not None:
     X_train, y_train = make_yinyang(150 if QUICK else 1500, random_state=0)
     X_test, y_test = make_yinyang(100 if QUICK else 500, random_state=1)
     clf = EventPropClassifier(hidden_layer_sizes=(20 if QUICK else 60,), n_steps=25 if QUICK else 50,
-                              dt=2.0 if QUICK else 1.0, max_iter=2 if QUICK else 15, random_state=0)
+                              dt=1.0 if QUICK else 0.5, max_iter=2 if QUICK else 15, random_state=0)
     clf.fit(X_train, y_train)
     print(f"test accuracy: {clf.score(X_test, y_test):.3f} (chance: 0.33)")
 

@@ -51,7 +51,7 @@ class EventPropNet(torch.nn.Module):
     torch.Size([1, 2])
     """
 
-    def __init__(self, n_in, hidden, n_out, spec, recurrent=False, tau0=0.5, init_mean=1.5, init_std=1.0,
+    def __init__(self, n_in, hidden, n_out, spec, recurrent=False, tau0=0.25, init_mean=1.5, init_std=1.0,
                  generator=None):
         super().__init__()
         self.spec = spec
@@ -96,16 +96,21 @@ class EventPropClassifier(SNNClassifierMixin, ClassifierMixin, GradientSNNMixin,
     spikes only and its memory grows with their number, not with the number of time steps.
 
     Input: 2D ``X`` is scaled to [0, 1] with the training min/max (``input_scaling='auto'``)
-    and each feature becomes one spike at time ``(1 - x) * input_window`` (larger values spike
-    earlier), plus one bias spike at ``t = 0``, as in the paper. 3D ``X`` of shape
-    ``(n_samples, n_steps, n_features)`` is read as spike trains on the grid: any value > 0 is
-    one spike at the start of its step (plus the bias spike); the simulation then lasts
-    ``max(n_steps, X.shape[1])`` steps.
+    and each feature becomes two spikes, at ``(1 - x) * input_window`` and at
+    ``x * input_window`` (``input_encoding='pair'``; 'single' keeps only the first), plus one
+    bias spike at ``t = 0``, as in the paper. 3D ``X`` of shape ``(n_samples, n_steps,
+    n_features)`` (bool / uint8 spikes stay in their dtype) is read as spike trains on the grid:
+    any value > 0 is one spike at the start of its step (step ``k`` is time ``k * dt``; plus the
+    bias spike); the simulation then lasts ``max(n_steps, X.shape[1])`` steps.
 
-    Losses: ``loss='ttfs'`` (default), the output neurons spike and the class is the one that
+    Speed: feed-forward networks on the CPU run compiled event loops (numba, both the forward
+    pass and the adjoint, identical to the torch loops up to rounding); recurrent networks, GPU
+    tensors, or ``SKLEARN_SNN_NUMBA=0`` run the torch loops.
+
+    Losses: ``loss='ttfs'`` (default for 2D input), the output neurons spike and the class is the one that
     spikes first; the loss is the cross-entropy of ``softmax(-t / tau0)`` plus the paper's
     regulariser ``ttfs_reg * (exp(t_label / tau1) - 1)`` that makes the correct neuron fire
-    early. ``loss='voltage'``: non-spiking output neurons, cross-entropy of the maximum
+    early. ``loss='voltage'`` (default for 3D input): non-spiking output neurons, cross-entropy of the maximum
     membrane potential over time.
 
     Output neurons that never spike (``ttfs``): instead of an infinite time, a silent neuron
@@ -119,37 +124,52 @@ class EventPropClassifier(SNNClassifierMixin, ClassifierMixin, GradientSNNMixin,
     ----------
     hidden_layer_sizes : tuple of int, default=(200,)
         Width of each hidden layer.
-    loss : {'ttfs', 'voltage'}, default='ttfs'
+    loss : {'auto', 'ttfs', 'voltage'}, default='auto'
         Time-to-first-spike cross-entropy, or cross-entropy of the maximum output voltage.
+        'auto': 'ttfs' for 2D input (latency-coded features), 'voltage' for 3D spike arrays,
+        whose information can arrive late in the window (on the random-manifold task the
+        voltage readout learns far better); the fitted attribute ``loss_`` holds the choice.
     n_steps : int, default=25
         Number of grid steps simulated for 2D input (duration ``n_steps * dt``).
-    dt : float, default=2.0
-        Grid step (same time unit as the time constants, e.g. ms). Spike times are exact for
-        any ``dt``; a smaller ``dt`` only catches threshold crossings that a coarse grid misses
-        and costs time, not backward memory.
-    tau_mem, tau_syn : float, default=20.0, 5.0
-        Membrane and synaptic time constants (must differ).
+    dt : float, default=1.0
+        Grid step, in the unit of the time constants. With the default ``dt=1`` every time
+        (``tau_mem``, ``tau_syn``, ``input_window``, ``tau0``, ``tau1``, the spike times of
+        ``simulate``) is in steps, as for the other estimators of the package. Spike times are
+        exact for any ``dt``; a smaller ``dt`` (with ``n_steps`` scaled up to keep the duration)
+        only catches threshold crossings that a coarse grid misses and costs time, not backward
+        memory. Step ``k`` of 3D input starts at time ``k * dt``.
+    tau_mem, tau_syn : float or 'auto', default='auto'
+        Membrane and synaptic time constants (must differ). 'auto': 10 and 2.5 for 2D input;
+        for 3D spike arrays of ``T`` steps, ``max(10, T / 5)`` and a quarter of that (20 and 5
+        for 100 steps), so that neurons integrate spikes spread over the sequence (fitted
+        ``tau_mem_``, ``tau_syn_``). The 'auto' values are in steps (``dt=1``).
     threshold : float, default=1.0
     recurrent : bool, default=False
         Recurrent weights in each hidden layer (spikes arrive one step ``dt`` later).
-    input_window : float, default=15.0
+    input_window : float, default=7.5
         Input spike times lie in ``[0, input_window]``.
-    tau0, tau1, ttfs_reg : float, default=0.5, 6.4, 3e-3
+    tau0, tau1, ttfs_reg : float, default=0.25, 3.2, 3e-3
         Softmax temperature and regulariser time constant and strength of the ``ttfs`` loss.
     init_mean, init_std : float, default=1.5, 1.0
         Weight initialisation, in units of the weight that takes a neuron with ``n_in`` equal
         inputs to threshold at the PSP peak: mean ``init_mean`` of that, standard deviation
         ``init_std`` of it times ``sqrt(n_in)``.
+    input_encoding : {'pair', 'single'}, default='pair'
+        How a 2D feature ``x`` (scaled to [0, 1]) becomes input spikes: 'pair', two input
+        neurons spiking at ``(1 - x) * input_window`` and ``x * input_window`` (so that both
+        large and small values have an early spike, as Yin-Yang's mirrored coordinates do; this
+        is what lets generic tabular features learn); 'single', only the first of them. 3D input
+        is taken as given.
     input_scaling : 'auto' or None, default='auto'
         'auto' maps 2D features to [0, 1] with the training min/max; None takes X as given
         (values are clipped to [0, 1]).
     alpha : float, default=0.0
         L2 penalty (weight decay).
     batch_size : int or 'auto', default=32
-    learning_rate_init : float, default=5e-3
+    learning_rate_init : float, default=2e-2
     solver : {'adam', 'adamw', 'sgd', 'adam-hd', 'sgd-hd'}, default='adam'
     lr_schedule : {'constant', 'cosine', 'plateau'}, default='cosine'
-    max_iter : int, default=30
+    max_iter : int, default=40
         Maximum number of epochs.
     early_stopping, validation_fraction, n_iter_no_change, tol :
         As in :class:`~sklearn.neural_network.MLPClassifier`.
@@ -162,6 +182,10 @@ class EventPropClassifier(SNNClassifierMixin, ClassifierMixin, GradientSNNMixin,
     Attributes
     ----------
     classes_ : ndarray of shape (n_classes,)
+    loss_ : str
+        The loss used ('ttfs' or 'voltage'; ``loss='auto'`` resolved for the training input).
+    tau_mem_, tau_syn_ : float
+        The time constants used (``'auto'`` resolved for the training input).
     module_ : EventPropNet
         The trained weights.
     n_features_in_, feature_names_in_ : as in scikit-learn
@@ -186,7 +210,7 @@ class EventPropClassifier(SNNClassifierMixin, ClassifierMixin, GradientSNNMixin,
     >>> from sklearn_snn.eventprop import EventPropClassifier
     >>> from sklearn_snn._yinyang import make_yinyang
     >>> X, y = make_yinyang(150, random_state=0)
-    >>> clf = EventPropClassifier(hidden_layer_sizes=(20,), n_steps=25, dt=2.0, max_iter=2,
+    >>> clf = EventPropClassifier(hidden_layer_sizes=(20,), n_steps=25, max_iter=2,
     ...                           random_state=0).fit(X, y)
     >>> clf.predict_proba(X[:2]).shape
     (2, 3)
@@ -197,7 +221,7 @@ class EventPropClassifier(SNNClassifierMixin, ClassifierMixin, GradientSNNMixin,
     _parameter_constraints = {
         **_NETWORK, **_TRAINING,
         "hidden_layer_sizes": [HiddenLayerSizes(allow_empty=False)],
-        "loss": [StrOptions({"ttfs", "voltage"})],
+        "loss": [StrOptions({"auto", "ttfs", "voltage"})],
         "dt": [Interval(Real, 0, None, closed="neither")],
         "input_window": [Interval(Real, 0, None, closed="left")],
         "tau0": [Interval(Real, 0, None, closed="neither")],
@@ -205,16 +229,24 @@ class EventPropClassifier(SNNClassifierMixin, ClassifierMixin, GradientSNNMixin,
         "ttfs_reg": [Interval(Real, 0, None, closed="left")],
         "init_mean": [Interval(Real, None, None, closed="neither")],
         "init_std": [Interval(Real, 0, None, closed="left")],
+        "input_encoding": [StrOptions({"pair", "single"})],
+        "tau_mem": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
+        "tau_syn": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
     }
     _y_numeric = False
+    #: ``loss='auto'``: first-spike times for 2D (latency-coded) input, maximum voltage for spike arrays
+    #: and time constants (in steps) that span a fifth of a spike array's sequence (at least 10 steps)
+    _auto_parameters = {"loss": ("ttfs", "voltage"), "tau_mem": (10.0, lambda n: max(10.0, n / 5.0)),
+                        "tau_syn": (2.5, lambda n: max(10.0, n / 5.0) / 4.0)}
+    _fitted_attributes = {"loss_": "str", "tau_mem_": "float", "tau_syn_": "float"}
 
     @classmethod
     def default_search_space(cls):
         """Optuna distributions for the parameters worth tuning (the default of ``OptunaSearchCV``).
 
-        ``hidden_layer_sizes`` (50, 100, 200, 100x50), ``tau_mem`` (10 to 40, log) and
-        ``tau_syn`` (2 to 8, log; disjoint ranges, since the two must differ), ``tau0`` (0.2 to 2,
-        log), ``tau1`` (2 to 20, log) and ``ttfs_reg`` (1e-4 to 1e-2, log) of the ttfs loss,
+        ``hidden_layer_sizes`` (50, 100, 200, 100x50), ``tau_mem`` (5 to 20 steps, log) and
+        ``tau_syn`` (1 to 4 steps, log; disjoint ranges, since the two must differ), ``tau0`` (0.1
+        to 1, log), ``tau1`` (1 to 10, log) and ``ttfs_reg`` (1e-4 to 1e-2, log) of the ttfs loss,
         ``init_mean`` (0.5 to 3), ``learning_rate_init`` (1e-3 to 2e-2, log) and ``alpha`` (1e-6
         to 1e-2, log). ``max_iter``, ``batch_size``, ``n_steps`` and ``dt`` set the cost of a
         trial and are left to the user.
@@ -229,20 +261,20 @@ class EventPropClassifier(SNNClassifierMixin, ClassifierMixin, GradientSNNMixin,
 
         return {
             "hidden_layer_sizes": CategoricalDistribution(["50", "100", "200", "100x50"]),
-            "tau_mem": FloatDistribution(10.0, 40.0, log=True),
-            "tau_syn": FloatDistribution(2.0, 8.0, log=True),
-            "tau0": FloatDistribution(0.2, 2.0, log=True),
-            "tau1": FloatDistribution(2.0, 20.0, log=True),
+            "tau_mem": FloatDistribution(5.0, 20.0, log=True),
+            "tau_syn": FloatDistribution(1.0, 4.0, log=True),
+            "tau0": FloatDistribution(0.1, 1.0, log=True),
+            "tau1": FloatDistribution(1.0, 10.0, log=True),
             "ttfs_reg": FloatDistribution(1e-4, 1e-2, log=True),
             "init_mean": FloatDistribution(0.5, 3.0),
             "learning_rate_init": FloatDistribution(1e-3, 2e-2, log=True),
             "alpha": FloatDistribution(1e-6, 1e-2, log=True),
         }
 
-    def __init__(self, hidden_layer_sizes=(200,), *, loss="ttfs", n_steps=25, dt=2.0, tau_mem=20.0, tau_syn=5.0,
-                 threshold=1.0, recurrent=False, input_window=15.0, tau0=0.5, tau1=6.4, ttfs_reg=3e-3,
-                 init_mean=1.5, init_std=1.0, input_scaling="auto", alpha=0.0, batch_size=32,
-                 learning_rate_init=5e-3, solver="adam", lr_schedule="cosine", max_iter=30, early_stopping=False,
+    def __init__(self, hidden_layer_sizes=(200,), *, loss="auto", n_steps=25, dt=1.0, tau_mem="auto", tau_syn="auto",
+                 threshold=1.0, recurrent=False, input_window=7.5, tau0=0.25, tau1=3.2, ttfs_reg=3e-3,
+                 init_mean=1.5, init_std=1.0, input_encoding="pair", input_scaling="auto", alpha=0.0, batch_size=32,
+                 learning_rate_init=2e-2, solver="adam", lr_schedule="cosine", max_iter=40, early_stopping=False,
                  validation_fraction=0.1, n_iter_no_change=10, tol=1e-4, warm_start=False, device="auto",
                  torch_num_threads=None, random_state=None, verbose=0):
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -259,6 +291,7 @@ class EventPropClassifier(SNNClassifierMixin, ClassifierMixin, GradientSNNMixin,
         self.ttfs_reg = ttfs_reg
         self.init_mean = init_mean
         self.init_std = init_std
+        self.input_encoding = input_encoding
         self.input_scaling = input_scaling
         self.alpha = alpha
         self.batch_size = batch_size
@@ -278,9 +311,9 @@ class EventPropClassifier(SNNClassifierMixin, ClassifierMixin, GradientSNNMixin,
 
     # --- network, input, loss -------------------------------------------------------------------
     def _spec(self):
-        return ep.EventPropSpec(tau_mem=float(self.tau_mem), tau_syn=float(self.tau_syn),
+        return ep.EventPropSpec(tau_mem=float(self._resolved("tau_mem")), tau_syn=float(self._resolved("tau_syn")),
                                 threshold=float(self.threshold), dt=float(self.dt), n_steps=int(self.n_steps),
-                                output=self.loss)
+                                output=self._resolved("loss"))
 
     def _build_module(self, n_in, n_out, generator):
         hidden = check_hidden_layer_sizes(self.hidden_layer_sizes, allow_empty=False)
@@ -288,7 +321,8 @@ class EventPropClassifier(SNNClassifierMixin, ClassifierMixin, GradientSNNMixin,
                             init_mean=self.init_mean, init_std=self.init_std, generator=generator)
 
     def _n_encoded(self, n_features):
-        return n_features + 1  # + the bias spike
+        pair = self.input_encoding == "pair" and self.input_ndim_ == 2
+        return n_features * (2 if pair else 1) + 1  # + the bias spike
 
     def _input_scaling_kind(self):
         # 2D input is min-max scaled to [0, 1], which _encode turns into spike latencies
@@ -298,20 +332,24 @@ class EventPropClassifier(SNNClassifierMixin, ClassifierMixin, GradientSNNMixin,
         """(B, F) values or (B, T, F) spike arrays -> :class:`SpikeEvents` with a bias input."""
         dt, n_steps = float(self.dt), int(self.n_steps)
         if xb.dim() == 3:
+            # sparse from the start: (sample, step, channel) of every value > 0, in the array's own
+            # dtype (bool / uint8 spikes are never densified to float), plus the bias spike at t = 0
             B, T, F = xb.shape
-            spikes = torch.zeros(T, B, F + 1, dtype=xb.dtype, device=xb.device)
-            spikes[:, :, :F] = (xb.transpose(0, 1) > 0).to(xb.dtype)
-            spikes[0, :, F] = 1.0
-            ev = ep.SpikeEvents.from_dense(spikes, dtype=xb.dtype)
-            if T < n_steps:  # simulate past the end of the input
-                ev = ep.SpikeEvents(ev.step, ev.batch, ev.neuron, ev.offset, n_steps, B, F + 1)
-            return ev
-        times = (1.0 - xb.clamp(0.0, 1.0)) * float(self.input_window)
-        times = torch.cat([times, torch.zeros_like(times[:, :1])], dim=1)
+            b, k, f = (xb > 0).nonzero(as_tuple=True)
+            ar = torch.arange(B, device=xb.device)
+            k = torch.cat([torch.zeros_like(ar), k])
+            b = torch.cat([ar, b])
+            f = torch.cat([torch.full_like(ar, F), f])
+            order = torch.argsort(k, stable=True)
+            off = torch.zeros(k.shape, dtype=torch.float32, device=xb.device)
+            return ep.SpikeEvents(k[order], b[order], f[order], off, max(T, n_steps), B, F + 1)
+        x = xb.clamp(0.0, 1.0)
+        parts = [1.0 - x, x] if self.input_encoding == "pair" else [1.0 - x]
+        times = torch.cat(parts + [torch.zeros_like(x[:, :1])], dim=1) * float(self.input_window)
         return ep.SpikeEvents.from_times(times, dt, n_steps)
 
     def _loss_terms(self, logits, yb, wb):
-        if self.loss == "ttfs":
+        if self._resolved("loss") == "ttfs":
             t = -logits * self.tau0  # logits back to first spike times
             spec = self._spec()
             return ep.ttfs_loss(t, yb, self.tau0, self.tau1, self.ttfs_reg, t_cap=spec.t_end + spec.tau_mem,

@@ -127,7 +127,7 @@ def test_output_matches_public_predictions(name, cls):
     elif hasattr(est, "decision_function"):
         # the readout orders the classes as decision_function does (EventProp's ttfs output holds
         # first spike times: the earliest wins)
-        sign = -1.0 if getattr(est, "loss", None) == "ttfs" else 1.0
+        sign = -1.0 if getattr(est, "loss_", None) == "ttfs" else 1.0
         decision = est.decision_function(X[:N_SIM])
         if decision.ndim == 2:
             np.testing.assert_array_equal(np.argmax(sign * out, 1), np.argmax(decision, 1))

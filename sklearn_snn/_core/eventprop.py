@@ -46,6 +46,11 @@ The backward needs only the spikes (step, sample, neuron, offset, current at the
 its memory grows with the number of spikes and not with the number of time steps; dense
 tensors live one step at a time.
 
+Two implementations of the same loops: the torch functions below (:func:`simulate`,
+:func:`adjoint`; any device, recurrent layers, the reference) and compiled ones
+(:mod:`sklearn_snn._core.eventprop_numba`, feed-forward networks on the CPU, loaded lazily by
+:func:`numba_loops`), which :func:`eventprop` picks by default.
+
 No autograd runs through the time loop: :class:`EventPropFunction` is a
 ``torch.autograd.Function`` whose backward is the adjoint, so a loss on its output (first
 spike times or maximum voltages) is trained with an ordinary ``loss.backward()``.
@@ -59,8 +64,10 @@ the adjoint jump at the time of the maximum) raises a silent neuron's voltage to
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 OUTPUTS = ("ttfs", "voltage")
@@ -469,31 +476,116 @@ def adjoint(spec: EventPropSpec, inputs: SpikeEvents, weights, recurrent, fwd, g
     return flat
 
 
+def numba_loops():
+    """The compiled loops (:mod:`sklearn_snn._core.eventprop_numba`), or ``None`` without numba
+    or with the environment variable ``SKLEARN_SNN_NUMBA=0`` (the torch loops run instead)."""
+    if os.environ.get("SKLEARN_SNN_NUMBA", "1") == "0":
+        return None
+    try:
+        from . import eventprop_numba
+    except ImportError:
+        return None
+    return eventprop_numba
+
+
+def compiled_backend(backend, weights, recurrent):
+    """The compiled loops to use for this network (:func:`numba_loops`), or ``None`` for torch:
+    ``backend='torch'``, recurrent layers or weights off the CPU.
+
+    Examples
+    --------
+    >>> import torch
+    >>> W = [torch.zeros(3, 2), torch.zeros(2, 3)]
+    >>> compiled_backend("torch", W, ()) is None, compiled_backend("auto", W, (True,)) is None
+    (True, True)
+    """
+    if backend == "torch" or any(recurrent or ()) or weights[0].device.type != "cpu":
+        return None
+    return numba_loops()
+
+
+def input_csr(inputs):
+    """Input spikes as a per-sample CSR sorted by (sample, step): ``(ptr, neuron, offset)`` numpy."""
+    T, B = inputs.n_steps, inputs.batch_size
+    key = inputs.batch * T + inputs.step
+    order = torch.argsort(key, stable=True)
+    ptr = torch.zeros(B * T + 1, dtype=torch.long)
+    ptr[1:] = torch.cumsum(torch.bincount(key.cpu(), minlength=B * T), 0)
+    return (ptr.numpy(), inputs.neuron[order].cpu().numpy().astype(np.int64),
+            inputs.offset[order].cpu().numpy().astype(np.float64))
+
+
+def _tol(spec):
+    tol = spec.root_tol if spec.root_tol is not None else 1e-13 * spec.threshold
+    return tol, 1e-15 * spec.dt
+
+
+def forward_numba(nb, spec, inputs, weights, early_exit=True):
+    """The compiled forward pass; returns the state the compiled backward needs (numpy).
+
+    ``early_exit``: a ``ttfs`` sample stops once all its output neurons have spiked (same output
+    and gradients; fewer stored spikes)."""
+    ptr, j, o = input_csr(inputs)
+    Ws = tuple(np.ascontiguousarray(W.detach().cpu().numpy(), dtype=np.float64) for W in weights)
+    tol, u_tol = _tol(spec)
+    res = nb.forward(ptr, j, o, Ws, inputs.batch_size, spec.n_steps, spec.threshold, spec.dt, spec.tau_mem,
+                     spec.tau_syn, spec.output == "ttfs", spec.max_newton, tol, u_tol, early_exit)
+    names = ("out", "spiked", "k_max", "v_max", "ev_ptr", "ev_l", "ev_k", "ev_i", "ev_u", "ev_I", "n_spikes")
+    st = dict(zip(names, res))
+    st.update(csr=(ptr, j, o), Ws=Ws)
+    return st
+
+
+def backward_numba(nb, spec, inputs, st, grad_out):
+    """The compiled adjoint: gradients (float64 numpy, one per weight) of ``sum(grad_out * out)``."""
+    grads = tuple(np.zeros_like(W) for W in st["Ws"])
+    ptr, j, o = st["csr"]
+    nb.backward(ptr, j, o, st["Ws"], grads, inputs.batch_size, spec.n_steps, spec.threshold, spec.dt,
+                spec.tau_mem, spec.tau_syn, spec.output == "ttfs", spec.min_slope, st["spiked"], st["k_max"],
+                np.ascontiguousarray(grad_out.detach().cpu().numpy(), dtype=np.float64), st["ev_ptr"], st["ev_l"],
+                st["ev_k"], st["ev_i"], st["ev_u"], st["ev_I"])
+    return grads
+
+
 class EventPropFunction(torch.autograd.Function):
-    """``apply(spec, inputs, recurrent, *weights) -> out`` with the adjoint as backward.
+    """``apply(spec, inputs, recurrent, backend, *weights) -> out`` with the adjoint as backward.
 
     Only the spike lists (and the (B, O) output bookkeeping) are kept for the backward pass.
+    ``backend``: 'auto' (the compiled loops for feed-forward networks on the CPU when numba is
+    installed, else torch) or 'torch'.
     """
 
     @staticmethod
-    def forward(ctx, spec, inputs, recurrent, *weights):
-        fwd = simulate(spec, inputs, weights, recurrent)
+    def forward(ctx, spec, inputs, recurrent, backend, *weights):
         ctx.spec, ctx.inputs, ctx.recurrent = spec, inputs, tuple(recurrent or ())
+        ctx.nb = compiled_backend(backend, weights, recurrent)
+        ctx.save_for_backward(*weights)
+        if ctx.nb is not None:
+            st = forward_numba(ctx.nb, spec, inputs, weights)
+            ctx.fwd = st
+            return torch.as_tensor(st["out"]).to(dtype=weights[0].dtype, device=weights[0].device)
+        fwd = simulate(spec, inputs, weights, recurrent)
         keep = {k: fwd[k] for k in ("events", "spiked", "k_max")}
         ctx.fwd = keep
-        ctx.save_for_backward(*weights)
         return fwd["out"]
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_out):
         weights = ctx.saved_tensors
-        grads = adjoint(ctx.spec, ctx.inputs, weights, ctx.recurrent, ctx.fwd, grad_out)
-        return (None, None, None, *grads)
+        if ctx.nb is not None:
+            gs = backward_numba(ctx.nb, ctx.spec, ctx.inputs, ctx.fwd, grad_out)
+            grads = [torch.as_tensor(g).to(dtype=w.dtype, device=w.device) for g, w in zip(gs, weights)]
+        else:
+            grads = adjoint(ctx.spec, ctx.inputs, weights, ctx.recurrent, ctx.fwd, grad_out)
+        return (None, None, None, None, *grads)
 
 
-def eventprop(spec: EventPropSpec, inputs: SpikeEvents, weights, recurrent=None):
+def eventprop(spec: EventPropSpec, inputs: SpikeEvents, weights, recurrent=None, backend="auto"):
     """Differentiable forward: (B, O) first spike times (``ttfs``) or maximum voltages.
+
+    ``backend='auto'`` runs the compiled loops (:func:`numba_loops`) for feed-forward networks
+    on the CPU when numba is installed, the torch loops otherwise; ``'torch'`` forces the latter.
 
     Examples
     --------
@@ -509,7 +601,7 @@ def eventprop(spec: EventPropSpec, inputs: SpikeEvents, weights, recurrent=None)
     >>> bool(W1.grad.abs().sum() > 0)
     True
     """
-    return EventPropFunction.apply(spec, inputs, tuple(recurrent or ()), *weights)
+    return EventPropFunction.apply(spec, inputs, tuple(recurrent or ()), backend, *weights)
 
 
 def saved_bytes(events_list):
