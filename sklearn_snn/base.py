@@ -235,11 +235,33 @@ class BaseSNN(BaseEstimator):
         return np.concatenate(outs)
 
     # --- the network shared by every estimator whose module_ is an SNN ----------------------
+    #: Parameters that accept ``'auto'``, resolved at fit from the layout of the training input:
+    #: ``name -> (value for 2D input, value for 3D input)``; a callable 3D value is called with
+    #: the number of steps of the training input. The resolved value is the fitted attribute
+    #: ``name + '_'``; the parameter itself keeps ``'auto'`` (sklearn's contract).
+    _auto_parameters = {}
+
+    def _resolved(self, name):
+        """The value of parameter ``name`` the network uses: ``'auto'`` resolved for the fitted
+        input layout (2D before any fit), any other value as given."""
+        value = getattr(self, name)
+        if name in self._auto_parameters and isinstance(value, str) and value == "auto":
+            two_d, three_d = self._auto_parameters[name]
+            if getattr(self, "input_ndim_", 2) != 3:
+                return two_d
+            return three_d(self.n_steps_in_) if callable(three_d) else three_d
+        return value
+
+    def _set_resolved_parameters(self):
+        """Record the resolved ``'auto'`` parameters as fitted attributes (``neuron_``, ...)."""
+        for name in self._auto_parameters:
+            setattr(self, name + "_", self._resolved(name))
+
     def _neuron_spec(self):
         return NeuronSpec(
-            model=self.neuron,
-            beta=as_decay(self.tau_mem),
-            alpha=as_decay(self.tau_syn),
+            model=self._resolved("neuron"),
+            beta=as_decay(self._resolved("tau_mem")),
+            alpha=as_decay(self._resolved("tau_syn")),
             threshold=float(self.threshold),
             reset=self.reset,
         )
@@ -331,6 +353,26 @@ class BaseSNN(BaseEstimator):
 
         save(self, path)
 
+    def to_nir(self, path=None, *, dt=1e-3, unit_r=False):
+        """Export the fitted network as a NIR graph (see :func:`sklearn_snn.nir.to_nir`).
+
+        Parameters
+        ----------
+        path : str or path-like, optional
+            Also write the graph there (``nir.write``).
+        dt : float, default=1e-3
+            Seconds per simulation step.
+        unit_r : bool, default=False
+            Fold each neuron's resistance into its incoming weights (for importers that ignore ``r``).
+
+        Returns
+        -------
+        graph : nir.NIRGraph
+        """
+        from .nir import to_nir
+
+        return to_nir(self, dt=dt, path=path, unit_r=unit_r)
+
     # --- tags --------------------------------------------------------------------------------
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -374,6 +416,7 @@ class GradientSNNMixin:
         targets, n_out = self._prepare_targets(y, reset=first, classes=classes)
         device = self._device()
         if first:
+            self._set_resolved_parameters()
             self._generator = make_generator(self.random_state)
             self._fit_scaler(X)
             self.module_ = self._build_module(self._n_encoded(self.n_features_in_), n_out, self._generator).to(device)

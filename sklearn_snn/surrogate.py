@@ -19,6 +19,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._core.eprop import eprop_step
 from ._core.network import READOUTS, SNN, activity_penalty
+from ._core.neurons import NEURON_MODELS
 from .base import BaseSNN, GradientSNNMixin, SNNClassifierMixin, settings_from_params
 from .validation import (
     NETWORK_CONSTRAINTS,
@@ -53,9 +54,35 @@ class SurrogateOptions:
     rate_penalty: float = 0.0
 
 
+def spike_time_constant(n_steps):
+    """The 'auto' time constant (in steps) for 3D input of ``n_steps`` steps: a fifth of the
+    sequence, at least 5 steps, so that a neuron integrates input spikes spread over the
+    sequence.
+
+    Examples
+    --------
+    >>> spike_time_constant(100), spike_time_constant(10)
+    (20.0, 5.0)
+    """
+    return max(5.0, n_steps / 5.0)
+
+
+#: What ``'auto'`` means for the neuron and its time constants: (2D tabular input, 3D spike
+#: trains / sequences). 2D input keeps the LIF network tuned on tabular data; on 3D input the
+#: answer depends on *when* inputs arrive, so the neuron integrates its input spikes in a synaptic
+#: current ('cuba') with time constants of a fifth of the sequence (``benchmarks/spike_defaults.py``
+#: compares them with a grid on random-manifold tasks of several sizes).
+SPIKE_INPUT_DEFAULTS = {"neuron": ("lif", "cuba"), "tau_mem": (10.0, spike_time_constant),
+                        "tau_syn": (5.0, spike_time_constant)}
+
+
 class _SurrogateBase(GradientSNNMixin, BaseSNN):
     _parameter_constraints = {**NETWORK_CONSTRAINTS, **TRAINING_CONSTRAINTS, **_REG_CONSTRAINTS,
+                              "neuron": [StrOptions(set(NEURON_MODELS) | {"auto"})],
+                              "tau_mem": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
+                              "tau_syn": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
                               "readout": [StrOptions(set(READOUTS) | {"auto"})]}
+    _fitted_attributes = {"neuron_": "str", "tau_mem_": "float", "tau_syn_": "float", "readout_": "str"}
 
     @classmethod
     def default_search_space(cls):
@@ -94,7 +121,7 @@ class _SurrogateBase(GradientSNNMixin, BaseSNN):
             "alpha": FloatDistribution(1e-6, 1e-2, log=True),
         }
 
-    def __init__(self, hidden_layer_sizes=(128,), *, n_steps=10, neuron="lif", tau_mem=10.0, tau_syn=5.0,
+    def __init__(self, hidden_layer_sizes=(128,), *, n_steps=10, neuron="auto", tau_mem="auto", tau_syn="auto",
                  threshold=1.0, reset="subtract", surrogate="fast_sigmoid", surrogate_slope=5.0, recurrent=False,
                  encoder="current", readout="auto", input_scaling="auto", alpha=1e-4, batch_size="auto",
                  learning_rate_init=2e-3, solver="adam", lr_schedule="constant", max_iter=50,
@@ -144,7 +171,7 @@ class _SurrogateBase(GradientSNNMixin, BaseSNN):
 
     @property
     def _readout(self):
-        return self._default_readout if self.readout == "auto" else self.readout
+        return self._resolved("readout")
 
     def _build_module(self, n_in, n_out, generator):
         hidden = check_hidden_layer_sizes(self.hidden_layer_sizes)
@@ -243,10 +270,14 @@ _COMMON_DOC = """
         Width of each hidden spiking layer.
     n_steps : int, default=10
         Number of simulation steps for 2D input (3D input brings its own).
-    neuron : {'lif', 'cuba', 'alif', 'if'}, default='lif'
-        Neuron model (equations in :mod:`sklearn_snn._core.neurons`).
-    tau_mem, tau_syn : float, default=10.0, 5.0
-        Membrane and synaptic time constants in steps (> 1), or decay factors in (0, 1].
+    neuron : {'auto', 'lif', 'cuba', 'alif', 'if'}, default='auto'
+        Neuron model (equations in :mod:`sklearn_snn._core.neurons`). 'auto' is 'lif' for 2D
+        input and 'cuba' (a synaptic current integrates the input spikes, which makes the network
+        sensitive to spike timing) for 3D input; the fitted ``neuron_`` says which.
+    tau_mem, tau_syn : float or 'auto', default='auto'
+        Membrane and synaptic time constants in steps (> 1), or decay factors in (0, 1]. 'auto'
+        is 10.0 and 5.0 for 2D input; for 3D input both are a fifth of the number of steps, at
+        least 5 (20.0 for 100 steps; fitted ``tau_mem_``, ``tau_syn_``).
     threshold : float, default=1.0
         Firing threshold.
     reset : {'subtract', 'zero'}, default='subtract'
@@ -260,7 +291,8 @@ _COMMON_DOC = """
         How 2D input becomes input over time ('delta' applies to 3D time series).
     readout : {'auto', 'membrane_max', 'membrane_last', 'membrane_mean', 'spike_count', 'first_spike'}
         How the output layer's activity over time becomes the prediction; 'auto' is
-        'membrane_max' for the classifier and 'membrane_mean' for the regressor.
+        'membrane_mean' for the regressor and for the classifier on 3D input, 'membrane_max' for
+        the classifier on 2D input (fitted ``readout_``).
     input_scaling : 'auto' or None, default='auto'
         'auto' standardises 2D features with training statistics (min-max to [0, 1] for spike
         encoders); None uses X as given. 3D input is never rescaled.
@@ -322,6 +354,9 @@ class SurrogateSNNClassifier(SNNClassifierMixin, ClassifierMixin, _SurrogateBase
         2 or 3, the layout seen in fit.
     n_steps_in_ : int or None
         Number of steps of 3D training input.
+    neuron_, tau_mem_, tau_syn_, readout_ : str, float, float, str
+        The neuron model, time constants and readout the network uses: the parameters, with
+        'auto' resolved for the layout of the training input.
     n_iter_ : int
         Epochs run.
     t_ : int
@@ -344,7 +379,9 @@ class SurrogateSNNClassifier(SNNClassifierMixin, ClassifierMixin, _SurrogateBase
     """
 
     _y_numeric = False
-    _default_readout = "membrane_max"
+    # on 3D input the mean of the leaky readout over time (every step votes) learns spike
+    # timing more reliably than its maximum (benchmarks/spike_defaults.py)
+    _auto_parameters = {**SPIKE_INPUT_DEFAULTS, "readout": ("membrane_max", "membrane_mean")}
 
 
     # --- public API ---------------------------------------------------------------------------
@@ -386,6 +423,9 @@ class SurrogateSNNRegressor(RegressorMixin, _SurrogateBase):
     ----------
     module_ : torch.nn.Module
     n_outputs_ : int
+    neuron_, tau_mem_, tau_syn_, readout_ : str, float, float, str
+        The parameters the network uses, 'auto' resolved for the training input's layout (as
+        in :class:`SurrogateSNNClassifier`).
     y_mean_, y_scale_ : ndarray
         Target standardisation learned in fit.
     n_iter_, t_, loss_curve_, reg_curve_, best_loss_, validation_scores_, best_validation_score_ :
@@ -403,7 +443,7 @@ class SurrogateSNNRegressor(RegressorMixin, _SurrogateBase):
     """
 
     _y_numeric = True
-    _default_readout = "membrane_mean"
+    _auto_parameters = {**SPIKE_INPUT_DEFAULTS, "readout": ("membrane_mean", "membrane_mean")}
     _fitted_attributes = {"n_outputs_": "int", "y_mean_": "array", "y_scale_": "array", "_y_1d": "bool"}
 
 

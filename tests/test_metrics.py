@@ -30,7 +30,7 @@ def _crafted():
     rng = np.random.RandomState(0)
     X = (rng.rand(12, T, F) < 0.4).astype(np.float32)
     y = np.arange(12) % C
-    clf = SurrogateSNNClassifier((H,), max_iter=1, device="cpu", random_state=0).fit(X, y)
+    clf = SurrogateSNNClassifier((H,), neuron="lif", max_iter=1, device="cpu", random_state=0).fit(X, y)
     with torch.no_grad():
         W = torch.zeros(H, F)
         W[0, 0] = W[1, 1] = W[2, 2] = W[3, 2] = 1.0
@@ -165,7 +165,7 @@ def test_eventprop_counts_if_available():
     ep = pytest.importorskip("sklearn_snn.eventprop")
     X, y = load_iris(return_X_y=True)
     clf = ep.EventPropClassifier(hidden_layer_sizes=(5,), n_steps=20, max_iter=1, device="cpu",
-                                 random_state=0).fit(X, y)
+                                 input_encoding="single", random_state=0).fit(X, y)
     stats = spike_stats(clf, X[:20])
     sim = clf.simulate(X[:20])
     assert stats.spike_counts[0] == pytest.approx(sim["n_spikes"][:, 0].mean())
