@@ -8,6 +8,7 @@ from .meta import MetaSNNClassifier, SNNArchitectureSearch  # noqa: E402
 from .persistence import load, save  # noqa: E402
 from .stdp import STDPTransformer  # noqa: E402
 from .surrogate import SurrogateSNNClassifier, SurrogateSNNRegressor  # noqa: E402
+from ._core.numba_backend import warm_up  # noqa: E402
 
 __all__ = ["ConvertedSNN", "EventPropClassifier", "EvolvedSNN", "MetaSNNClassifier", "SNNArchitectureSearch", "STDPTransformer", "SurrogateSNNClassifier",
-           "SurrogateSNNRegressor", "load", "save", "__version__"]
+           "SurrogateSNNRegressor", "load", "save", "warm_up", "__version__"]
