@@ -411,6 +411,7 @@ def _reopen_shared_memmap(filename, offset, shape, dtype):
 
 
 def _no_dask_serializer(x):
+    # Dask's serializer protocol: raising NotImplementedError declines, so the next family (pickle) runs
     raise NotImplementedError("SharedMemmap travels by pickle (as a file reference)")
 
 
