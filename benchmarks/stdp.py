@@ -32,7 +32,6 @@ import warnings
 from pathlib import Path
 
 
-
 def _digits(args):
     from sklearn.datasets import load_digits
     from sklearn.linear_model import LogisticRegression
@@ -214,6 +213,7 @@ def main(argv=None):
         _memprobe(args.memprobe[0], int(args.memprobe[1]))
         return
     Path(args.out).mkdir(parents=True, exist_ok=True)
+    print("reproduce: OMP_NUM_THREADS=1 python benchmarks/stdp.py " + " ".join(sys.argv[1:] if argv is None else argv))
     import torch
 
     torch.set_num_threads(1)

@@ -20,16 +20,11 @@ from sklearn_snn.stdp import STDPTransformer, plot_receptive_fields
 
 
 def _pairing(rule, pre_times, post_times, T=12):
-    """Run plasticity_step over one pre and one post neuron with the given spike times."""
-    tr = core.init_traces(1, 1, 1, dtype=torch.float64)
-    ltp = ltd = 0.0
-    for t in range(T):
-        x = torch.tensor([[1.0 if t in pre_times else 0.0]], dtype=torch.float64)
-        y = torch.tensor([[1.0 if t in post_times else 0.0]], dtype=torch.float64)
-        p, d, tr = core.plasticity_step(rule, x, y, tr)
-        ltp += float(p)
-        ltd += float(d)
-    return ltp, ltd
+    """STDP of one pre and one post neuron with the given spike times (core.stdp_updates)."""
+    x = torch.tensor([1.0 if t in pre_times else 0.0 for t in range(T)], dtype=torch.float64).reshape(T, 1, 1)
+    y = torch.tensor([1.0 if t in post_times else 0.0 for t in range(T)], dtype=torch.float64).reshape(T, 1, 1)
+    ltp, ltd = core.stdp_updates(rule, x, y)
+    return float(ltp), float(ltd)
 
 
 @pytest.mark.parametrize("d", [1, 3, 7])

@@ -1,18 +1,21 @@
 """Unsupervised STDP learning in a winner-take-all layer (Diehl & Cook 2015 style), torch only.
 
 One excitatory layer of ``N`` LIF neurons receives input spike trains ``x`` of shape (T, B, F)
-through non-negative weights ``W`` (N, F). Every step ``t`` of the time loop (the only loop):
+through non-negative weights ``W`` (N, F). A minibatch is presented in two passes over time:
 
-1. **Neurons.** Input current ``I_t = x_t W^T - k_inh (sum_k y_{t-1,k} - y_{t-1})`` (the last
-   term only for ``inhibition='soft'``: each spike inhibits the *other* neurons at the next
-   step), then :func:`~sklearn_snn._core.neurons.neuron_step` with threshold
-   ``vartheta + theta_i`` (``theta`` the adaptive part, see homeostasis). With
-   ``inhibition='hard'`` at most one neuron spikes per step and sample -- the one furthest above
-   its threshold -- and every membrane of that sample is then reset to 0.
+1. **Neurons**, on the one time scan :func:`~sklearn_snn._core.kernels.spiking_scan`. Input
+   current ``I_t = x_t W^T - k_inh (sum_k y_{t-1,k} - y_{t-1})`` (the last term only for
+   ``inhibition='soft'``, the scan's recurrent weights ``-k_inh (1 1^T - I)``: each spike
+   inhibits the *other* neurons at the next step), threshold ``vartheta + theta_i`` (``theta``
+   the adaptive part, see homeostasis). With ``inhibition='hard'`` (the scan's ``wta=True``) at
+   most one neuron spikes per step and sample -- the one furthest above its threshold -- and
+   every membrane of that sample is then reset to 0.
 2. **Plasticity** (only when learning), trace-based (Morrison et al. 2008; Pfister & Gerstner
-   2006). Presynaptic traces ``r1`` (time constant ``tau_plus``), ``r2`` (``tau_x``);
-   postsynaptic ``o1`` (``tau_minus``), ``o2`` (``tau_y``). Writing ``r^-`` for a trace decayed
-   to step ``t`` but *before* the spikes of step ``t`` are added::
+   2006), computed from the spike trains after the scan, for all steps at once
+   (:func:`trace_before`, :func:`stdp_updates`). Presynaptic traces ``r1`` (time constant
+   ``tau_plus``), ``r2`` (``tau_x``); postsynaptic ``o1`` (``tau_minus``), ``o2`` (``tau_y``).
+   Writing ``r^-`` for a trace decayed to step ``t`` but *before* the spikes of step ``t`` are
+   added::
 
        LTP_ij += y_{t,i} r1^-_j (A2+ + A3+ o2^-_i)        (at each post spike)
        LTD_ij += x_{t,j} o1^-_i (A2- + A3- r2^-_j)        (at each pre spike)
@@ -23,7 +26,7 @@ through non-negative weights ``W`` (N, F). Every step ``t`` of the time loop (th
    ``A2+ exp(-d / tau_plus)``, a post spike ``d > 0`` steps before a pre spike depresses by
    ``A2- exp(-d / tau_minus)``; simultaneous spikes do not pair. ``rule='pair'`` is the above
    with ``A3+ = A3- = 0``; ``rule='triplet'`` is the minimal triplet model of Pfister & Gerstner.
-3. **Weight update** once per minibatch, after the time loop (weights are constant while a
+3. **Weight update** once per minibatch, after the scan (weights are constant while a
    batch is presented). ``LTP`` and ``LTD`` are summed over the samples and each neuron's row is
    divided by the number of samples in which that neuron fired (the mean over the samples that
    involved it; a silent neuron gets no update: with no post spike both terms are 0). Then
@@ -47,7 +50,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .neurons import NeuronSpec, init_state, neuron_step
+from .kernels import leaky_integrate, spiking_scan
+from .neurons import NeuronSpec
 
 RULES = ("pair", "triplet")
 TRACES = ("all-to-all", "nearest")
@@ -117,78 +121,180 @@ def _decay(tau):
     return math.exp(-1.0 / tau)
 
 
-def _trace_step(z, s, decay, mode):
-    """Decay a trace by one step and add the spikes of this step (all-to-all) or reset to 1."""
-    if mode == "nearest":
-        return torch.where(s > 0, torch.ones_like(z), z * decay)
-    return z * decay + s
-
-
-def init_traces(B, F, N, device=None, dtype=torch.float32):
-    """Zero traces ``(r1, r2, o1, o2)``: presynaptic (B, F), postsynaptic (B, N)."""
-    zf = torch.zeros((B, F), device=device, dtype=dtype)
-    zn = torch.zeros((B, N), device=device, dtype=dtype)
-    return zf, zf.clone(), zn, zn.clone()
-
-
-def plasticity_step(rule: STDPRule, x, y, traces):
-    """One step of trace-based STDP over a batch.
-
-    Parameters
-    ----------
-    rule : STDPRule
-    x : Tensor (B, F)
-        Presynaptic spikes of this step.
-    y : Tensor (B, N)
-        Postsynaptic spikes of this step.
-    traces : tuple
-        ``(r1, r2, o1, o2)`` after the previous step (see :func:`init_traces`).
-
-    Returns
-    -------
-    ltp, ltd : Tensor (N, F)
-        Potentiation and depression of this step, summed over the batch (both >= 0).
-    traces : tuple
-        The traces after this step.
+def steps_since_spike(s):
+    """For every step ``t`` of ``s`` (T, ...): ``t`` minus the step of the last spike (``s > 0``)
+    before ``t`` (``inf`` when there is none), from a cumulative maximum of the spike times.
 
     Examples
     --------
     >>> import torch
-    >>> rule = STDPRule(a_plus=1.0, tau_plus=10.0)
-    >>> tr = init_traces(1, 1, 1)
-    >>> pre, post, none = torch.ones(1, 1), torch.ones(1, 1), torch.zeros(1, 1)
-    >>> _, _, tr = plasticity_step(rule, pre, none, tr)      # pre spike at t = 0
-    >>> _, _, tr = plasticity_step(rule, none, none, tr)
-    >>> ltp, ltd, tr = plasticity_step(rule, none, post, tr)  # post spike at t = 2
-    >>> round(float(ltp), 4), round(2.718281828 ** -0.2, 4), float(ltd)
+    >>> steps_since_spike(torch.tensor([0.0, 1.0, 0.0, 1.0, 0.0])).tolist()
+    [inf, inf, 1.0, 2.0, 1.0]
+    """
+    steps = torch.arange(s.shape[0], device=s.device, dtype=s.dtype).reshape((-1,) + (1,) * (s.dim() - 1))
+    last = torch.where(s > 0, steps, -math.inf).cummax(0).values       # last spike at or before t
+    return steps - torch.cat([torch.full_like(last[:1], -math.inf), last[:-1]])
+
+
+def trace_before(s, tau, mode="all-to-all"):
+    """Every step's trace of the spike trains ``s`` (T, ...) decayed to that step, before its spikes.
+
+    The trace ``z_t = exp(-1/tau) z_{t-1} + s_t`` (``'all-to-all'``, a leaky integral of the
+    spike train) or ``z_t = 1 if s_t > 0 else exp(-1/tau) z_{t-1}`` (``'nearest'``:
+    ``exp(-d/tau)`` for the last spike ``d`` steps back) starts at 0; returned is
+    ``r^-_t = exp(-1/tau) z_{t-1}`` for every ``t``, computed for all steps at once (no per-step
+    Python loop: :func:`~sklearn_snn._core.kernels.leaky_integrate`, resp. a cumulative maximum of
+    the spike times).
+
+    Examples
+    --------
+    >>> import torch
+    >>> s = torch.tensor([1.0, 1.0, 0.0, 0.0])
+    >>> [round(v, 3) for v in trace_before(s, 1 / math.log(2)).tolist()]
+    [0.0, 0.5, 0.75, 0.375]
+    >>> [round(v, 3) for v in trace_before(s, 1 / math.log(2), "nearest").tolist()]
+    [0.0, 0.5, 0.5, 0.25]
+    """
+    d = _decay(tau)
+    if s.shape[0] == 0:
+        return torch.zeros_like(s)
+    if mode == "nearest":
+        return torch.pow(d, steps_since_spike(s))                        # d ** inf = 0: no spike yet
+    flat = s.reshape(s.shape[0], -1, s.shape[-1]) if s.dim() > 1 else s.reshape(-1, 1, 1)
+    z = leaky_integrate(flat, d, backend="torch").reshape(s.shape)   # one op a step; no compiled kernel to load
+    out = torch.empty_like(z)
+    out[0] = 0.0
+    torch.mul(z[:-1], d, out=out[1:])
+    return out
+
+
+def stdp_updates(rule: STDPRule, x, y, spikes=None):
+    """Potentiation and depression of whole spike trains (step 2 of the module docstring).
+
+    Parameters
+    ----------
+    rule : STDPRule
+    x : Tensor (T, B, F)
+        Presynaptic spikes (or currents: the traces integrate the values).
+    y : Tensor (T, B, N)
+        Postsynaptic spikes (0/1, sparse: the layer's output).
+    spikes : tuple of Tensor, optional
+        ``y.nonzero(as_tuple=True)`` when the caller has it already.
+
+    Returns
+    -------
+    ltp, ltd : Tensor (N, F)
+        Summed over time and batch (both >= 0).
+
+    Notes
+    -----
+    Both sums are gathered at the post spikes only (``y`` is sparse; work ``O(n_spikes F)``
+    besides the ``O(T B F)`` presynaptic traces of :func:`trace_before`). ``LTP`` adds the
+    presynaptic trace at every post spike. ``LTD = sum_t o1^-_t (x) P_t`` with
+    ``P = x (A2- + A3- r2^-)`` is regrouped by the post spike each ``o1^-_t`` comes from: with
+    ``Q_t = sum_{u > t} d^(u - t) P_u`` (``d = exp(-1/tau_minus)``; :func:`trace_before` backwards
+    in time), a post spike at ``t`` adds ``Q_t`` (all-to-all), resp. ``Q_t - d^(t' - t) Q_t'`` up
+    to the neuron's next spike ``t'`` (nearest: its trace is reset there).
+
+    Examples
+    --------
+    >>> import torch
+    >>> pre, post = torch.zeros(3, 1, 1), torch.zeros(3, 1, 1)
+    >>> pre[0], post[2] = 1.0, 1.0                      # pre at t = 0, post at t = 2
+    >>> ltp, ltd = stdp_updates(STDPRule(a_plus=1.0, tau_plus=10.0), pre, post)
+    >>> round(float(ltp), 4), round(math.exp(-0.2), 4), float(ltd)
     (0.8187, 0.8187, 0.0)
     """
     a2p, a2m, a3p, a3m = rule.amplitudes()
-    r1, r2, o1, o2 = traces
-    dp, dm, dx, dy = (_decay(rule.tau_plus), _decay(rule.tau_minus), _decay(rule.tau_x), _decay(rule.tau_y))
-    r1m, o1m = r1 * dp, o1 * dm
-    post_gain = y * a2p if not a3p else y * (a2p + a3p * (o2 * dy))
-    pre_gain = x * a2m if not a3m else x * (a2m + a3m * (r2 * dx))
-    ltp = post_gain.t() @ r1m
-    ltd = o1m.t() @ pre_gain
+    T, _, F = x.shape
+    N = y.shape[2]
     mode = rule.trace
-    r1 = _trace_step(r1, x, dp, mode)
-    o1 = _trace_step(o1, y, dm, mode)
-    if rule.uses_triplet:
-        r2 = _trace_step(r2, x, dx, mode)
-        o2 = _trace_step(o2, y, dy, mode)
-    return ltp, ltd, (r1, r2, o1, o2)
+    t, b, i = y.nonzero(as_tuple=True) if spikes is None else spikes   # the post spikes
+    if mode == "nearest":   # grouped by (sample, neuron), in time order within a group
+        order = ((b * N + i) * T + t).argsort()
+        t, b, i = t[order], b[order], i[order]
+    val = y[t, b, i]
+    if mode == "nearest":
+        same = (b[1:] == b[:-1]) & (i[1:] == i[:-1])   # spike k + 1 follows spike k of its neuron
+        nxt = torch.nonzero(same).flatten()
+        gaps = steps_since_spike(x)
+
+        def pre(tau):   # the presynaptic traces share the gaps
+            return torch.pow(_decay(tau), gaps)
+    else:
+        def pre(tau):
+            return trace_before(x, tau, mode)
+    if not a3p:
+        gain = val * a2p
+    elif mode == "nearest":   # o2^- at the post spikes only: decayed from the neuron's previous spike
+        o2 = torch.zeros_like(val)
+        o2[nxt + 1] = _decay(rule.tau_y) ** (t[nxt + 1] - t[nxt]).to(x.dtype)
+        gain = val * (a2p + a3p * o2)
+    else:
+        gain = val * (a2p + a3p * trace_before(y, rule.tau_y, mode)[t, b, i])
+    ltp = x.new_zeros((N, F)).index_add_(0, i, pre(rule.tau_plus)[t, b] * gain[:, None])
+    pre_gain = x * a2m if not a3m else x * (a2m + a3m * pre(rule.tau_x))
+    Q = trace_before(pre_gain.flip(0), rule.tau_minus).flip(0)        # sum over u > t of d^(u-t) P_u
+    dep = Q[t, b]
+    if mode == "nearest":
+        # the trace is reset at the neuron's next spike: what follows it is that spike's
+        dep[nxt] -= (_decay(rule.tau_minus) ** (t[nxt + 1] - t[nxt]).to(x.dtype))[:, None] * dep[nxt + 1]
+    else:
+        dep = dep * val[:, None]
+    ltd = x.new_zeros((N, F)).index_add_(0, i, dep)
+    return ltp, ltd
 
 
-def _hard_wta(z):
-    """At most one spike per row: the neuron furthest above threshold (first one on ties)."""
-    best = z.argmax(-1, keepdim=True)
-    fire = z.gather(-1, best) >= 0
-    return torch.zeros_like(z).scatter_(-1, best, fire.to(z.dtype))
+# the scan runs over windows of about this many (step, sample, neuron) entries (4x when the
+# spikes of all steps are kept: fewer windows to join)
+CHUNK_ELEMENTS = 1 << 20
 
 
+def _layer_scan(x, W, theta, spec: WTASpec, keep=("spikes",)):
+    """The layer on the one scan over input ``x`` (T, B, F).
+
+    The scan runs over windows of steps (the state carried from one to the next: the same
+    result as one run) so that the current and the spike and membrane buffers of a window stay
+    small; returns the counts (B, N) (``None`` when the spikes are kept) and, in ``keep``, the
+    spikes / membrane before reset (T, B, N) of every step (else ``None``).
+    """
+    T, B, F = x.shape
+    N = W.shape[0]
+    hard = spec.inhibition == "hard"
+    k = spec.inhibition_strength
+    # soft inhibition: each spike inhibits the other neurons of its sample at the next step
+    w_rec = (torch.eye(N, device=x.device, dtype=x.dtype) - 1.0) * k if not hard and k else None
+    thr = spec.neuron.threshold + theta
+    Wt = W.t()
+    step = max(1, (CHUNK_ELEMENTS * (4 if keep else 1)) // max(1, B * N))
+    counts, state, spikes, mem = None, None, [], []
+    for t0 in range(0, T, step):
+        xc = x[t0:t0 + step]
+        cur = (xc.reshape(-1, F) @ Wt).reshape(xc.shape[0], B, N)
+        s, u, state = spiking_scan(cur, spec.neuron, w_rec=w_rec, threshold=thr, state=state, wta=hard)
+        if "spikes" in keep:
+            spikes.append(s)
+        else:
+            c = s.sum(0)
+            counts = c if counts is None else counts.add_(c)
+        if "membrane" in keep:
+            mem.append(u)
+    if counts is None and "spikes" not in keep:
+        counts = x.new_zeros((B, N))
+
+    def join(parts):
+        return (parts[0] if len(parts) == 1 else torch.cat(parts)) if parts else None
+
+    return counts, join(spikes), join(mem)
+
+
+@torch.no_grad()
 def run_wta(x, W, theta, spec: WTASpec, rule: STDPRule | None = None):
     """Present input spike trains ``x`` (T, B, F) to the layer; optionally collect STDP.
+
+    The layer runs on :func:`~sklearn_snn._core.kernels.spiking_scan` (``wta=True`` for hard
+    inhibition, recurrent weights ``-k (1 1^T - I)`` for soft), the plasticity is computed from
+    the spike trains after it (:func:`stdp_updates`).
 
     Returns
     -------
@@ -206,46 +312,16 @@ def run_wta(x, W, theta, spec: WTASpec, rule: STDPRule | None = None):
     >>> counts.tolist()
     [[5.0, 0.0], [5.0, 0.0]]
     """
-    B, N = x.shape[1], W.shape[0]
-    counts = torch.zeros((B, N), device=x.device, dtype=x.dtype)
-    learn = rule is not None
-    if learn:
-        traces = init_traces(B, x.shape[2], N, device=x.device, dtype=x.dtype)
-        ltp_sum = torch.zeros((N, x.shape[2]), device=x.device, dtype=x.dtype)
-        ltd_sum = torch.zeros_like(ltp_sum)
-    for t, y, _ in _wta_steps(x, W, theta, spec):
-        counts = counts + y
-        if learn:
-            ltp, ltd, traces = plasticity_step(rule, x[t], y, traces)
-            ltp_sum += ltp
-            ltd_sum += ltd
-    if learn:
-        return counts, ltp_sum, ltd_sum
-    return counts, None, None
-
-
-def _wta_steps(x, W, theta, spec: WTASpec):
-    """The layer's time loop, shared by :func:`run_wta` and :func:`record_wta`: yields
-    ``(t, spikes, membrane before reset)`` of every step."""
-    B, N = x.shape[1], W.shape[0]
-    nspec = spec.neuron
-    hard = spec.inhibition == "hard"
-    state = init_state(nspec, (B, N), device=x.device, dtype=x.dtype)
-    thr = nspec.threshold + theta
-    spike_fn = _hard_wta if hard else (lambda z: (z >= 0).to(z.dtype))
-    y = torch.zeros((B, N), device=x.device, dtype=x.dtype)
-    Wt = W.t()
-    k = spec.inhibition_strength
-    for t in range(x.shape[0]):
-        cur = x[t] @ Wt
-        if not hard and k:
-            cur = cur - k * (y.sum(-1, keepdim=True) - y)
-        y, u, state = neuron_step(nspec, cur, state, spike_fn, threshold=thr)
-        if hard:
-            # lateral inhibition: a winner resets every membrane of its sample
-            v, syn, a = state
-            state = (v * (1.0 - y.amax(-1, keepdim=True)), syn, a)
-        yield t, y, u
+    if rule is None:
+        return _layer_scan(x, W, theta, spec, keep=())[0], None, None
+    _, y, _ = _layer_scan(x, W, theta, spec)
+    if y is None:   # no steps
+        y = x.new_zeros((0, x.shape[1], W.shape[0]))
+    t, b, i = y.nonzero(as_tuple=True)
+    val = y[t, b, i]
+    counts = y.new_zeros(y.shape[1:]).index_put_((b, i), val, accumulate=True)
+    ltp, ltd = stdp_updates(rule, x, y, spikes=(t, b, i))
+    return counts, ltp, ltd
 
 
 @torch.no_grad()
@@ -266,10 +342,10 @@ def record_wta(x, W, theta, spec: WTASpec):
     >>> s.sum(0).tolist()
     [[5.0, 0.0], [5.0, 0.0]]
     """
-    spikes = x.new_zeros((x.shape[0], x.shape[1], W.shape[0]))
-    mem = torch.zeros_like(spikes)
-    for t, y, u in _wta_steps(x, W, theta, spec):
-        spikes[t], mem[t] = y, u
+    _, spikes, mem = _layer_scan(x, W, theta, spec, keep=("spikes", "membrane"))
+    if spikes is None:   # no steps
+        spikes = x.new_zeros((0, x.shape[1], W.shape[0]))
+        mem = spikes.clone()
     return spikes, mem
 
 
