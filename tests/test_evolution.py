@@ -28,8 +28,8 @@ from sklearn_snn._core.strategies import (
 from sklearn_snn.evolution import EvolvedSNN
 from sklearn_snn.persistence import load, save
 
-FAST = dict(hidden_layer_sizes=(8,), max_iter=40, population_size=16, learning_rate_init=0.05, sigma=0.1,
-            random_state=0, device="cpu")
+FAST = {"hidden_layer_sizes": (8,), "max_iter": 40, "population_size": 16, "learning_rate_init": 0.05,
+        "sigma": 0.1, "random_state": 0, "device": "cpu"}
 
 
 @pytest.fixture(autouse=True)
@@ -58,7 +58,7 @@ TARGET = torch.linspace(-1.0, 1.0, 12, dtype=torch.float64)
 def test_strategy_reaches_target_vector(name, sigma, gens):
     kw = {"lr": 0.05} if name == "openai-es" else {}
     es = make_strategy(name, torch.zeros(12), sigma, 24, **kw)
-    f = lambda pop: -((pop - TARGET) ** 2).sum(1)  # noqa: E731  optimum 0 at TARGET
+    f = lambda pop: -((pop - TARGET) ** 2).sum(1)
     curve = _run(es, f, gens)
     start = float(f(torch.zeros(1, 12, dtype=torch.float64))[0])
     assert curve[-1] > 0.02 * start  # >= 98 % of the initial error removed
@@ -285,10 +285,10 @@ def test_view_reads_batched_outputs_and_spike_penalty_reduces_spikes():
     def penalised(view, X, y):
         return view.score(X, y) - 0.02 * view.spike_count(X).mean()
 
-    kw = dict(hidden_layer_sizes=(16,), max_iter=40, population_size=32, random_state=0, device="cpu")
+    kw = {"hidden_layer_sizes": (16,), "max_iter": 40, "population_size": 32, "random_state": 0, "device": "cpu"}
     base = EvolvedSNN(fitness="accuracy", **kw).fit(X, y)
     sparse = EvolvedSNN(fitness=penalised, **kw).fit(X, y)
-    n_spikes = lambda e: e.simulate(X)["spikes"][0].sum() / len(X)  # noqa: E731
+    n_spikes = lambda e: e.simulate(X)["spikes"][0].sum() / len(X)
     assert n_spikes(sparse) < 0.5 * n_spikes(base)
     assert sparse.score(X, y) > 0.6
 

@@ -27,7 +27,8 @@ import torch
 from .encoding import is_static
 from .kernels import leaky_integrate, spiking_scan
 from .network import SNN, SPIKING_READOUTS
-from .numba_backend import numba_kernels, variant
+from .numba_backend import numba_kernels
+from .population_kernel import READOUT_CODES, population_kernel
 from .strategies import (  # noqa: F401 -- re-exported: the strategies' former home (imports, pickles)
     CMAES,
     FULL_CMA_MAX_DIM,
@@ -43,39 +44,23 @@ from .strategies import (  # noqa: F401 -- re-exported: the strategies' former h
 from .threads import kernel_threads
 
 ARCHITECTURE_MODES = ("connectivity", "width", "both")
-READOUT_CODES = {"spike_count": 0, "first_spike": 1, "membrane_max": 2, "membrane_last": 3, "membrane_mean": 4}
 BACKENDS = ("auto", "torch", "numba")
 _CHUNK_ELEMENTS = 1 << 20   # first-layer currents computed per population chunk (4 MB in float32)
 
 
 # --------------------------------------------------------------------------------------------
-# the compiled population kernel (numba, optional; the loops are in population_kernel.py)
+# the compiled population kernel (numba, optional; generated in population_kernel.py from the
+# neuron update of the scan's template)
 # --------------------------------------------------------------------------------------------
-_KERNEL = None   # namespace of the compiled kernels once built, False when numba is unavailable
-_KERNEL_LOCK = threading.Lock()
-
-
 def compiled_kernels():
     """The compiled population kernels (a namespace: ``numba``, the serial ``ser`` and parallel
     ``par`` builds of :func:`~sklearn_snn._core.population_kernel.population_kernel`), or None
-    without numba (or with ``SKLEARN_SNN_NUMBA=0``)."""
-    global _KERNEL
-    if _KERNEL is None:
-        with _KERNEL_LOCK:
-            if _KERNEL is None:
-                nb = numba_kernels()  # honours SKLEARN_SNN_NUMBA=0; starts numba's pool
-                if nb is None:
-                    _KERNEL = False
-                else:
-                    from .population_kernel import population_kernel
-
-                    numba = nb.numba
-                    opts = dict(cache=True, nogil=True)
-                    # the parallel build under its own name (numba's disk cache ignores the options)
-                    _KERNEL = types.SimpleNamespace(
-                        numba=numba, ser=numba.njit(**opts)(population_kernel),
-                        par=numba.njit(parallel=True, **opts)(variant(population_kernel, "par")))
-    return _KERNEL or None
+    without numba (or with ``SKLEARN_SNN_NUMBA=0``). numba compiles each build on its first call
+    (or loads it from the shared kernel cache)."""
+    nb = numba_kernels()  # honours SKLEARN_SNN_NUMBA=0; starts numba's pool
+    if nb is None:
+        return None
+    return types.SimpleNamespace(numba=nb.numba, ser=population_kernel(False), par=population_kernel(True))
 
 
 def _kernel_and_chunks(kern, n_p):
@@ -347,17 +332,19 @@ class PopulationSNN:
         Hs, Hm = max(self.n_spiking_units, 1), self._max_width
 
         def make():
-            z = lambda *s: np.zeros(s, dtype=npdt)  # noqa: E731
+            def z(*shape):
+                return np.zeros(shape, dtype=npdt)
+
             lay = self._lay
             cuba = bool(lay[:, 5].any())
             alif = bool(lay[:, 6].any())
-            return dict(
-                W0=torch.empty((Pc * H0, F), dtype=dt), b0=torch.empty((Pc * H0, 1), dtype=dt),
-                cur0=torch.empty((Pc * H0, Tc * B), dtype=dt),
-                scratch=[z(nthreads, Hs, B), z(nthreads, Hs, B), z(nthreads, Hs if cuba else 1, B),
-                         z(nthreads, Hs if alif else 1, B), z(nthreads, Hm, B), z(nthreads, O, B),
-                         z(nthreads, O, B), z(nthreads, O, B), z(nthreads, B)],
-                fpar=self._fpar.astype(npdt), consts=np.array([1.0, 0.0, T], dtype=npdt))
+            return {
+                "W0": torch.empty((Pc * H0, F), dtype=dt), "b0": torch.empty((Pc * H0, 1), dtype=dt),
+                "cur0": torch.empty((Pc * H0, Tc * B), dtype=dt),
+                "scratch": [z(nthreads, Hs, B), z(nthreads, Hs, B), z(nthreads, Hs if cuba else 1, B),
+                            z(nthreads, Hs if alif else 1, B), z(nthreads, Hm, B), z(nthreads, O, B),
+                            z(nthreads, O, B), z(nthreads, O, B), z(nthreads, B)],
+                "fpar": self._fpar.astype(npdt), "consts": np.array([1.0, 0.0, T], dtype=npdt)}
 
         buf = self._buffers((Pc, B, Tc, T, dt, nthreads), make)
         logits = torch.empty((P, B, O), dtype=dt)

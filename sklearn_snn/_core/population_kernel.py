@@ -1,37 +1,46 @@
-"""The compiled population kernel of :class:`~sklearn_snn._core.evolution.PopulationSNN`, as plain
-Python (numba compiles it on first use).
+"""The compiled population kernel of :class:`~sklearn_snn._core.evolution.PopulationSNN`, generated
+from the neuron update of the time scan's forward template.
 
-Imported only by :func:`~sklearn_snn._core.evolution.compiled_kernels`, once the numba backend
-(:func:`~sklearn_snn._core.numba_backend.numba_kernels`) is available, so importing the package
-does not import numba. Compiled twice there: a parallel build for the main thread and a serial one
-for calls from other threads (see :mod:`~sklearn_snn._core.threads`). Without numba this module
-still imports (:func:`population_kernel` is then plain Python, its ``prange`` a ``range``).
+:func:`kernel_source` writes the kernel's source; its neuron updates -- a lean one for the common
+case (no synaptic current, no adaptation, subtractive reset) and a general one whose model and
+reset are per-layer run-time flags -- are rendered by
+:func:`~sklearn_snn._core.neuron_source.neuron_update`, which also renders the scan's (one
+definition of the arithmetic). :func:`population_kernel` compiles it through the numba backend's
+source modules (:func:`~sklearn_snn._core.numba_backend.shared_module`): the file is named after a
+hash of its source, so numba's disk cache of it is shared by every process, as for the scan's
+kernels. One kernel serves every network configuration (one compilation per dtype); two builds: a
+parallel one for the main thread and a serial one for calls from other threads (see
+:mod:`~sklearn_snn._core.threads`). Importing this module does not import numba.
 """
 
 from __future__ import annotations
 
-try:
-    from numba import prange
-except ImportError:  # the backend is unavailable; keep the module importable (e.g. for doctests)
-    prange = range
+import threading
 
-__all__ = ["population_kernel"]
+from .neuron_source import neuron_update
+from .numba_backend import shared_module
+
+__all__ = ["READOUT_CODES", "kernel_source", "population_kernel"]
+
+READOUT_CODES = {"spike_count": 0, "first_spike": 1, "membrane_max": 2, "membrane_last": 3, "membrane_mean": 4}
+
+_TEMPLATE = '''\
+import numba
+from numba import prange
 
 
+@numba.njit(cache=True, nogil=True, error_model="numpy"{par})
 def population_kernel(cur0, W, p_base, n_p, lay, fpar, consts, ipar, logits, spk, counts,
-                       V_, S_, SYN_, A_, ACC_, VO_, AGG_, SURV_, CNT_):
-    """Every individual ``p_base + p`` (p < n_p) of the population over all steps and layers.
-
-    ``cur0`` (n_p * H0, Tc * B): first-layer currents (bias included) of the chunk, column
-    ``t * B + b`` (``Tc == 1``: the same current every step). ``W`` (P, n_weights): effective
-    weights. ``lay`` (L, 8) per layer: weight offset, bias offset, n_out, n_in, offset of its
-    units in the state (-1: leaky readout), synaptic current, adaptation, subtractive reset.
-    ``fpar`` (L, 6): beta, alpha, threshold, adapt, rho of the layer. ``consts``: one, zero,
-    n_steps. ``ipar``: n_steps, readout code, save spikes, count spikes, static input.
-    The state of one individual, (units, B) per array, lives in the ``*_[c]`` scratch of the
-    chunk ``c`` of individuals that one thread walks; the lanes of the inner loops are the
-    samples of the minibatch.
-    """
+                      V_, S_, SYN_, A_, ACC_, VO_, AGG_, SURV_, CNT_):
+    # Every individual p_base + p (p < n_p) of the population over all steps and layers. cur0
+    # (n_p * H0, Tc * B): first-layer currents (bias included) of the chunk, column t * B + b
+    # (Tc == 1: the same current every step). W (P, n_weights): effective weights. lay (L, 8) per
+    # layer: weight offset, bias offset, n_out, n_in, offset of its units in the state (-1: leaky
+    # readout), synaptic current, adaptation, subtractive reset. fpar (L, 6): beta, alpha,
+    # threshold, adapt, rho of the layer. consts: one, zero, n_steps. ipar: n_steps, readout code,
+    # save spikes, count spikes, static input. The state of one individual, (units, B) per array,
+    # lives in the *_[c] scratch of the chunk c of individuals one thread walks; the lanes of the
+    # inner loops are the samples of the minibatch.
     B, O = logits.shape[1], logits.shape[2]
     T, rcode, save, count, static = ipar[0], ipar[1], ipar[2] != 0, ipar[3] != 0, ipar[4] != 0
     one, zero, fT = consts[0], consts[1], consts[2]
@@ -39,7 +48,7 @@ def population_kernel(cur0, W, p_base, n_p, lay, fpar, consts, ipar, logits, spk
     H0 = lay[0, 2]
     nchunks = V_.shape[0]
     step = (n_p + nchunks - 1) // nchunks
-    for c in prange(nchunks):
+    for c in {loop}(nchunks):
         V, S, SYN, A, ACC = V_[c], S_[c], SYN_[c], A_[c], ACC_[c]
         VO, AGG, SURV, CNT = VO_[c], AGG_[c], SURV_[c], CNT_[c]
         for p in range(c * step, min(n_p, (c + 1) * step)):
@@ -105,32 +114,13 @@ def population_kernel(cur0, W, p_base, n_p, lay, fpar, consts, ipar, logits, spk
                             if not cuba and not alif and subtract:      # the common case, kept lean
                                 if k == 0:
                                     for b in range(B):
-                                        u = beta * V[q, b] + cur0[row, col + b]
-                                        s = one if u >= thr else zero
-                                        S[q, b] = s
-                                        V[q, b] = u - thr * s
+{lean_first}\
                                 else:
                                     for b in range(B):
-                                        u = beta * V[q, b] + ACC[h, b]
-                                        s = one if u >= thr else zero
-                                        S[q, b] = s
-                                        V[q, b] = u - thr * s
+{lean_later}\
                             else:
                                 for b in range(B):
-                                    cx = cur0[row, col + b] if k == 0 else ACC[h, b]
-                                    if cuba:
-                                        cx = alpha * SYN[q, b] + cx
-                                        SYN[q, b] = cx
-                                    u = beta * V[q, b] + cx
-                                    th = thr + adapt * A[q, b] if alif else thr
-                                    s = one if u >= th else zero
-                                    S[q, b] = s
-                                    if subtract:
-                                        V[q, b] = u - thr * s
-                                    else:
-                                        V[q, b] = u * (one - s)
-                                    if alif:
-                                        A[q, b] = rho * A[q, b] + s
+{general}\
                             if save:
                                 for b in range(B):
                                     spk[t, pg, q, b] = S[q, b] != zero
@@ -179,3 +169,71 @@ def population_kernel(cur0, W, p_base, n_p, lay, fpar, consts, ipar, logits, spk
             if count:
                 for b in range(B):
                     counts[pg, b] = CNT[b]
+'''
+
+
+def _update(indent, x, cuba, alif, subtract):
+    return neuron_update(indent, cuba=cuba, alif=alif, subtract=subtract, x=x, v="V[q, b]", syn="SYN[q, b]",
+                         a="A[q, b]", beta="beta", alpha="alpha", thr="thr", adapt="adapt", rho="rho",
+                         on_spike=["S[q, b] = s"])
+
+
+def kernel_source(parallel=False):
+    """The population kernel's source.
+
+    The layers' neuron models and resets, the readout, whether spikes are saved or counted and
+    whether the input is static are run-time arguments, so one compiled kernel serves every
+    network configuration. The neuron update is :func:`~sklearn_snn._core.neuron_source.neuron_update`:
+    resolved for the lean common case (no synaptic current, no adaptation, subtractive reset),
+    with per-layer branches otherwise.
+
+    Parameters
+    ----------
+    parallel : bool, default=False
+        The build whose loop over chunks of individuals is a ``prange``.
+
+    Returns
+    -------
+    str
+        A module defining ``population_kernel`` (numba-compiled on its first call).
+
+    Examples
+    --------
+    >>> src = kernel_source()
+    >>> "def population_kernel(" in src, "prange(nchunks)" in src, "prange(nchunks)" in kernel_source(True)
+    (True, False, True)
+    """
+    lean = {"cuba": False, "alif": False, "subtract": True}
+    return _TEMPLATE.format(
+        par=", parallel=True" if parallel else "", loop="prange" if parallel else "range",
+        lean_first=_update(40, "cur0[row, col + b]", **lean), lean_later=_update(40, "ACC[h, b]", **lean),
+        general=_update(36, "cur0[row, col + b] if k == 0 else ACC[h, b]", cuba="cuba", alif="alif",
+                        subtract="subtract"))
+
+
+_KERNELS = {}
+_LOCK = threading.Lock()
+
+
+def population_kernel(parallel=False):
+    """The compiled population kernel (see :func:`kernel_source`), serial or parallel build.
+
+    Rendered once per build and imported through
+    :func:`~sklearn_snn._core.numba_backend.shared_module` (the shared kernel cache, keyed by a
+    hash of the source); numba compiles it on the first call (once per dtype) or loads it from its
+    disk cache. Needs numba.
+
+    Examples
+    --------
+    >>> fn = population_kernel()
+    >>> fn is population_kernel(), fn is population_kernel(parallel=True)
+    (True, False)
+    """
+    key = bool(parallel)
+    fn = _KERNELS.get(key)
+    if fn is None:
+        with _LOCK:
+            fn = _KERNELS.get(key)
+            if fn is None:
+                fn = _KERNELS[key] = shared_module("snn_population", kernel_source(key)).population_kernel
+    return fn
