@@ -20,9 +20,14 @@ Usage::
    event loops) against ``SurrogateSNNClassifier()`` on the same data in the same run, with both
    held-out accuracies and the ratio.
 4. ``--only tabular``: 5-fold CV accuracy of the defaults on blobs (300), iris, wine, breast
-   cancer and digits (standardised features), EventProp against the surrogate estimator.
+   cancer and digits, ``StandardScaler`` inside a ``Pipeline`` (fitted per fold), the same folds
+   for EventProp and the surrogate estimator: mean +- std over folds and fit time per fold.
 5. ``--only spike``: the random-manifold spike task (``make_randman``: 10 classes, 50 units,
    100 steps, uint8 arrays), held-out 25 %, EventProp against the surrogate estimator.
+6. ``--only events``: the same task as event streams with fine times
+   (``make_randman_events``, times on a grid of 1/1000), EventProp on the exact event times
+   (a simulation grid of 25 steps, ``time_scale=1/25``) against the estimators on the events
+   binned to the same 25 steps (``EventBinner``).
 
 Timings are wall-clock on whatever machine runs this; on a shared machine they are noisy.
 """
@@ -156,7 +161,7 @@ def memory(batch):
         for factor in (1, 10):
             code = _MEM_CHILD.format(root=ROOT, kind=kind, factor=factor, batch=batch)
             env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
-            r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+            r = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, env=env)
             if r.returncode != 0:
                 print(r.stderr[-2000:])
                 raise RuntimeError(f"memory child {kind} x{factor} failed")
@@ -221,8 +226,9 @@ def _tabular_data(name):
 
 
 def tabular(names=TABULAR, cv=5):
-    """5-fold CV accuracy of the defaults (standardised features), EventProp vs surrogate."""
-    from sklearn.model_selection import cross_val_score
+    """5-fold CV accuracy of the defaults, ``StandardScaler`` inside a ``Pipeline`` (fitted on each
+    training fold), the same (stratified, unshuffled) folds for both estimators."""
+    from sklearn.model_selection import StratifiedKFold, cross_validate
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
@@ -231,24 +237,35 @@ def tabular(names=TABULAR, cv=5):
 
     res = {}
     print(f"| data | EventPropClassifier() {cv}-fold CV | SurrogateSNNClassifier() {cv}-fold CV | "
-          "difference | EventProp / surrogate time |", flush=True)
+          "difference | fit time per fold (EventProp / surrogate) |", flush=True)
     print("| --- | --- | --- | --- | --- |")
+    folds = StratifiedKFold(cv)
     for name in names:
         X, y = _tabular_data(name)
         row = {}
         for key, est in (("eventprop", EventPropClassifier(random_state=0)),
                          ("surrogate", SurrogateSNNClassifier(random_state=0))):
-            t0 = time.perf_counter()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                sc = cross_val_score(make_pipeline(StandardScaler(), est), X, y, cv=cv)
-            row[key] = float(sc.mean())
-            row[key + "_seconds"] = time.perf_counter() - t0
+                r = cross_validate(make_pipeline(StandardScaler(), est), X, y, cv=folds)
+            row[key] = float(r["test_score"].mean())
+            row[key + "_std"] = float(r["test_score"].std())
+            row[key + "_fold_scores"] = r["test_score"].tolist()
+            row[key + "_fit_seconds"] = float(r["fit_time"].mean())
         res[name] = row
-        print(f"| {name} | {row['eventprop']:.3f} | {row['surrogate']:.3f} | "
+        print(f"| {name} | {row['eventprop']:.3f} +- {row['eventprop_std']:.3f} | "
+              f"{row['surrogate']:.3f} +- {row['surrogate_std']:.3f} | "
               f"{row['eventprop'] - row['surrogate']:+.3f} | "
-              f"{row['eventprop_seconds'] / row['surrogate_seconds']:.1f}x |", flush=True)
+              f"{row['eventprop_fit_seconds']:.1f} s / {row['surrogate_fit_seconds']:.1f} s |", flush=True)
     return res
+
+
+def _fit_score(est, Xtr, ytr, Xte, yte):
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(Xtr, ytr)
+    return est.score(Xte, yte), time.perf_counter() - t0
 
 
 def spike_input(n_samples=1000, n_classes=10, n_units=50, n_steps=100):
@@ -270,13 +287,47 @@ def spike_input(n_samples=1000, n_classes=10, n_units=50, n_steps=100):
                       ("SurrogateSNNClassifier()", SurrogateSNNClassifier(random_state=0)),
                       ("SurrogateSNNClassifier(neuron='cuba', tau_syn=10)",
                        SurrogateSNNClassifier(neuron="cuba", tau_syn=10, random_state=0))):
-        t0 = time.perf_counter()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            est.fit(Xtr, ytr)
-        sec = time.perf_counter() - t0
-        res[name] = {"accuracy": est.score(Xte, yte), "fit_seconds": sec}
-        print(f"| {name} | {res[name]['accuracy']:.3f} | {sec:.1f} s |", flush=True)
+        acc, sec = _fit_score(est, Xtr, ytr, Xte, yte)
+        res[name] = {"accuracy": acc, "fit_seconds": sec}
+        print(f"| {name} | {acc:.3f} | {sec:.1f} s |", flush=True)
+    return res
+
+
+def event_input(n_samples=1000, n_classes=10, n_units=50, resolution=1000, n_bins=25):
+    """Exact event times against binning: random-manifold events with fine times (``resolution``
+    steps per sample), EventProp on the events themselves (every time exact, a grid of ``n_bins``
+    steps) against every estimator on the events binned to the same ``n_bins`` steps."""
+    from sklearn.model_selection import train_test_split
+
+    from sklearn_snn.datasets import make_randman_events
+    from sklearn_snn.eventprop import EventPropClassifier
+    from sklearn_snn.preprocessing import EventBinner
+    from sklearn_snn.surrogate import SurrogateSNNClassifier
+
+    E, y = make_randman_events(n_samples, n_classes=n_classes, n_units=n_units, n_steps=resolution, duration=1.0,
+                               random_state=0)
+    idx_tr, idx_te = train_test_split(np.arange(n_samples), test_size=0.25, random_state=0, stratify=y)
+    Etr, Ete = [E[i] for i in idx_tr], [E[i] for i in idx_te]
+    binner = EventBinner(n_steps=n_bins, duration=1.0).fit(Etr)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        Btr, Bte = binner.transform(Etr), binner.transform(Ete)
+    n_ev = sum(len(e) for e in Etr)
+    print(f"randman events: {n_samples} samples, {n_classes} classes, {n_units} units, times on a grid of "
+          f"1/{resolution}; {n_bins} steps per sample (EventProp: time_scale=1/{n_bins}); training events "
+          f"{n_ev} ({n_ev * 16 / 2**20:.2f} MiB as (time, unit) pairs; binned uint8 {Btr.nbytes / 2**20:.2f} MiB)")
+    print("| estimator | input | held-out accuracy | fit time |", flush=True)
+    print("| --- | --- | --- | --- |")
+    res = {}
+    rows = (("EventPropClassifier(time_scale=1/n_bins)", "events, exact times",
+             EventPropClassifier(time_scale=1.0 / n_bins, random_state=0), Etr, Ete),
+            ("EventPropClassifier()", f"binned to {n_bins} steps", EventPropClassifier(random_state=0), Btr, Bte),
+            ("SurrogateSNNClassifier()", f"binned to {n_bins} steps", SurrogateSNNClassifier(random_state=0),
+             Btr, Bte))
+    for name, inp, est, a, b in rows:
+        acc, sec = _fit_score(est, a, y[idx_tr], b, y[idx_te])
+        res[f"{name} on {inp}"] = {"accuracy": acc, "fit_seconds": sec}
+        print(f"| {name} | {inp} | {acc:.3f} | {sec:.1f} s |", flush=True)
     return res
 
 
@@ -285,7 +336,7 @@ def main(argv=None):
     p.add_argument("--quick", action="store_true", help="1 seed, 1000/500 samples, 5 epochs")
     p.add_argument("--seeds", type=int, default=None)
     p.add_argument("--jobs", type=int, default=1, help="seeds trained in parallel processes")
-    p.add_argument("--only", choices=["accuracy", "memory", "speed", "tabular", "spike"], default=None)
+    p.add_argument("--only", choices=["accuracy", "memory", "speed", "tabular", "spike", "events"], default=None)
     p.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "out", "eventprop.json"))
     a = p.parse_args(argv)
     import torch
@@ -293,7 +344,7 @@ def main(argv=None):
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}", flush=True)
     report = {"quick": a.quick}
-    todo = {"accuracy", "memory", "speed", "tabular", "spike"} if a.only is None else {a.only}
+    todo = {"accuracy", "memory", "speed", "tabular", "spike", "events"} if a.only is None else {a.only}
     if "accuracy" in todo:
         n_seeds = a.seeds or (1 if a.quick else 3)
         n_train, n_test = (1000, 500) if a.quick else (5000, 1000)
@@ -318,6 +369,9 @@ def main(argv=None):
     if "spike" in todo:
         print(f"5. Spike-array input ({_cmd('spike', a.quick)})", flush=True)
         report["spike"] = spike_input(300 if a.quick else 1000)
+    if "events" in todo:
+        print(f"6. Event streams, exact times against binning ({_cmd('events', a.quick)})", flush=True)
+        report["events"] = event_input(300 if a.quick else 1000)
     os.makedirs(os.path.dirname(a.out), exist_ok=True)
     out = a.out if a.only is None else a.out.replace(".json", f"_{a.only}.json")
     with open(out, "w") as f:

@@ -1,29 +1,33 @@
 """First-call cost: how much slower the first ``fit`` in a fresh process is than the second.
 
 Each measurement runs in a fresh subprocess (``python benchmarks/first_call.py --child CASE``)
-that times, in order: ``import sklearn_snn``, loading the compiled backend (import of numba,
-start of its thread pool), the first ``fit`` and a second identical ``fit``. The first fit minus the
-second is the first-call cost the user pays (compilation or loading of the kernels, torch's lazy
-initialisation). Cases:
+that times, in order: ``import sklearn_snn``, building the data (plus ``--io`` seconds of
+simulated data loading), the first ``fit`` and a second identical ``fit``. The first fit minus the
+second is the first-call cost the user pays (loading or compiling the kernels, numba's start-up,
+torch's lazy initialisation); ``total`` is the process's time from its start to the end of the
+second fit (what a background warm-up cannot shorten: it moves work, mostly under the GIL, from
+the fit to the time before it). Cases:
 
 - ``digits``: ``SurrogateSNNClassifier`` on digits, 1 epoch.
 - ``spikes``: the same classifier on a 3D spike array (200 samples, 25 steps, 100 units), 1 epoch.
 
-Cache states, per case:
+States (each case gets a new empty kernel cache, filled by its first state, or by an untimed run
+first when that is not a ``cold`` one):
 
 - ``cold``: empty kernel cache (``SKLEARN_SNN_KERNEL_CACHE`` and ``NUMBA_CACHE_DIR`` pointed at
-  new empty folders): the first-ever fit after a fresh install.
-- ``warm``: a second fresh process on the cache the cold run filled.
-- ``warmup``: as ``warm``, with :func:`~sklearn_snn._core.numba_backend.warm_up` called (and
-  timed, column ``warm_up``) between the imports and the first fit: what a background warm-up
-  during the user's data loading can take off the first fit at best.
-- ``bg``: as ``warm``, with ``warm_up(background=True)`` started right after ``import sklearn_snn``
-  (``--io`` seconds of simulated data loading give it time).
+  new empty folders), no warm-up (``SKLEARN_SNN_WARMUP=0``): the first-ever fit after a fresh install.
+- ``cold-bg``: the same with the background warm-up (``sklearn_snn.warmup.start()`` right after
+  the import, as ``import sklearn_snn`` does): on an empty cache it imports numba only.
+- ``warm``: a fresh process on the cache an earlier state filled, no warm-up.
+- ``bg``: as ``warm``, with the background warm-up started right after the import; ``--io``
+  seconds of simulated data loading give it time.
+- ``before``, ``cold-before``: ``warm`` and ``cold`` with ``torch.optim``'s optimisers, as the
+  trainer had them before issue 20 (their first use imports ``torch._dynamo``, about 1.1 s).
 - ``torch``: the pure-torch path (``SKLEARN_SNN_NUMBA=0``), for reference.
 
-Run: ``python benchmarks/first_call.py`` (``--cases digits spikes``, ``--repeats N``,
-``--threads N``). The ratio that matters is first-minus-second per row; the absolute seconds
-depend on the machine and its load.
+Run: ``python benchmarks/first_call.py`` (``--cases digits spikes``, ``--states ...``,
+``--repeats N``, ``--threads N``, ``--io S``). The figure that matters is first-minus-second per
+row; absolute seconds depend on the machine and its load (printed).
 """
 
 import argparse
@@ -44,16 +48,26 @@ def child(case, threads):
     import torch
 
     torch.set_num_threads(threads)
-    t_torch = time.perf_counter()
-    import sklearn_snn  # noqa: F401
+    import sklearn_snn
     from sklearn_snn import SurrogateSNNClassifier
-    from sklearn_snn._core import numba_backend
 
     if os.environ.get("FIRST_CALL_WARM_UP") == "bg":
-        numba_backend.warm_up(background=True)
+        from sklearn_snn import warmup
+
+        warmup.start()
+    if os.environ.get("FIRST_CALL_TORCH_OPTIM") == "1":
+        import types
+
+        from sklearn_snn._core import training
+
+        def adam(p, **kw):
+            return torch.optim.Adam(p, fused=True, **kw)
+
+        def adamw(p, **kw):
+            return torch.optim.AdamW(p, fused=True, **kw)
+
+        training.optimizers = types.SimpleNamespace(Adam=adam, AdamW=adamw, SGD=torch.optim.SGD)
     t_pkg = time.perf_counter()
-    have = numba_backend.numba_kernels() is not None
-    t_nb = time.perf_counter()
     if case == "digits":
         from sklearn.datasets import load_digits
 
@@ -66,10 +80,6 @@ def child(case, threads):
         X = (rng.random((200, 25, 100)) < rates[:, None, :]).astype(np.float32)
     time.sleep(float(os.environ.get("FIRST_CALL_IO", "0")))
     t_data = time.perf_counter()
-    t_warm = 0.0
-    if os.environ.get("FIRST_CALL_WARM_UP") == "1":
-        numba_backend.warm_up()
-        t_warm = time.perf_counter() - t_data
     times = []
     for _ in range(2):
         clf = SurrogateSNNClassifier(max_iter=1, random_state=0)
@@ -78,8 +88,9 @@ def child(case, threads):
             warnings.simplefilter("ignore")
             clf.fit(X, y)
         times.append(time.perf_counter() - t)
-    print(json.dumps({"import_torch": t_torch - t0, "import_pkg": t_pkg - t_torch, "load_backend": t_nb - t_pkg,
-                      "data": t_data - t_nb, "warm_up": t_warm, "fit1": times[0], "fit2": times[1], "numba": have}))
+    print(json.dumps({"import": t_pkg - t0, "data": t_data - t_pkg, "fit1": times[0], "fit2": times[1],
+                      "total": time.perf_counter() - t0, "dynamo": "torch._dynamo" in sys.modules,
+                      "numba": "numba" in sys.modules, "version": sklearn_snn.__version__}))
 
 
 def run_child(case, env, threads):
@@ -90,11 +101,22 @@ def run_child(case, env, threads):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+STATES = {
+    "cold": {"SKLEARN_SNN_WARMUP": "0"},
+    "cold-before": {"SKLEARN_SNN_WARMUP": "0", "FIRST_CALL_TORCH_OPTIM": "1"},
+    "cold-bg": {"FIRST_CALL_WARM_UP": "bg"},
+    "warm": {"SKLEARN_SNN_WARMUP": "0"},
+    "bg": {"FIRST_CALL_WARM_UP": "bg"},
+    "before": {"SKLEARN_SNN_WARMUP": "0", "FIRST_CALL_TORCH_OPTIM": "1"},
+    "torch": {"SKLEARN_SNN_NUMBA": "0", "SKLEARN_SNN_WARMUP": "0"},
+}
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--child", default=None)
     p.add_argument("--cases", nargs="+", default=["digits", "spikes"])
-    p.add_argument("--states", nargs="+", default=["cold", "warm", "warmup", "torch"])
+    p.add_argument("--states", nargs="+", default=["cold", "warm", "bg", "before", "torch"], choices=list(STATES))
     p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--io", type=float, default=0.0,
@@ -105,27 +127,29 @@ def main():
         return
     print(f"command: python benchmarks/first_call.py --cases {' '.join(a.cases)} --states {' '.join(a.states)} "
           f"--repeats {a.repeats} --threads {a.threads} --io {a.io}")
-    hdr = f"{'case':8s} {'cache':6s} {'import':>7s} {'backend':>8s} {'fit1':>7s} {'fit2':>7s} {'first-cost':>10s} {'warm_up':>8s}"
+    print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    hdr = (f"{'case':8s} {'state':11s} {'import':>7s} {'data':>6s} {'fit1':>7s} {'fit2':>7s} {'first-cost':>10s} "
+           f"{'total':>7s} {'dynamo':>6s}")
     print(hdr)
     for case in a.cases:
         for _ in range(a.repeats):
             tmp = tempfile.mkdtemp(prefix="snn_first_call_")
-            base = dict(os.environ, FIRST_CALL_IO=str(a.io), OMP_NUM_THREADS=str(a.threads), SKLEARN_SNN_KERNEL_CACHE=os.path.join(tmp, "k"),
-                        NUMBA_CACHE_DIR=os.path.join(tmp, "n"))
+            base = dict(os.environ, FIRST_CALL_IO=str(a.io), OMP_NUM_THREADS=str(a.threads),
+                        SKLEARN_SNN_KERNEL_CACHE=os.path.join(tmp, "k"), NUMBA_CACHE_DIR=os.path.join(tmp, "n"))
+            base.pop("SKLEARN_SNN_NUMBA", None)
+            base.pop("SKLEARN_SNN_WARMUP", None)
             try:
+                if not a.states[0].startswith("cold") and a.states[0] != "torch":
+                    run_child(case, dict(base, SKLEARN_SNN_WARMUP="0"), a.threads)    # fill the cache first
                 for state in a.states:
-                    env = dict(base)
-                    if state == "torch":
-                        env["SKLEARN_SNN_NUMBA"] = "0"
-                    if state == "warmup":
-                        env["FIRST_CALL_WARM_UP"] = "1"
-                    if state == "bg":
-                        env["FIRST_CALL_WARM_UP"] = "bg"
-                    r = run_child(case, env, a.threads)
-                    print(f"{case:8s} {state:6s} {r['import_torch'] + r['import_pkg']:7.2f} {r['load_backend']:8.2f} "
-                          f"{r['fit1']:7.2f} {r['fit2']:7.2f} {r['fit1'] - r['fit2']:10.2f} {r['warm_up']:8.2f}", flush=True)
+                    if state.startswith("cold"):      # each cold state on its own empty cache
+                        shutil.rmtree(tmp, ignore_errors=True)
+                    r = run_child(case, dict(base, **STATES[state]), a.threads)
+                    print(f"{case:8s} {state:11s} {r['import']:7.2f} {r['data']:6.2f} {r['fit1']:7.2f} {r['fit2']:7.2f} "
+                          f"{r['fit1'] - r['fit2']:10.2f} {r['total']:7.2f} {'yes' if r['dynamo'] else 'no':>6s}", flush=True)
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
+    print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 
 if __name__ == "__main__":

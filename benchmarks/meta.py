@@ -10,7 +10,9 @@
    and epoch count tuned on episodes of the *meta-training* classes; logistic regression on the
    inputs; a network pre-trained on classes 0..4 with a new logistic-regression readout on its
    hidden spike counts; ``MetaSNNClassifier`` with first-order MAML and with prototype readouts
-   ('protonet'). Reports the median fit (adaptation) time too.
+   ('protonet'), the latter also meta-trained on instance episodes of the base classes' images
+   (``InstanceTaskSampler``: one image per class, random affine distortions as its samples;
+   ``--instance-iter`` meta-iterations). Reports the median fit (adaptation) time too.
 2b. The same on fresh random-manifold spike-timing tasks (``RandmanTaskSampler``, disjoint task
    seeds for meta-training and test).
 3. Architecture search on digits: ``SNNArchitectureSearch(cost='synops')``, the Pareto front of
@@ -49,7 +51,9 @@ from sklearn_snn.meta import (
     SNNArchitectureSearch,
     synaptic_operations,
 )
-from sklearn_snn.tasks import RandmanTaskSampler
+from sklearn_snn.tasks import InstanceTaskSampler, RandmanTaskSampler
+
+INSTANCE_META_ITER = 3000
 
 
 def ci95(values):
@@ -106,7 +110,7 @@ def _tuned_scratch(kw, tune_episodes, lrs=(2e-3, 5e-3, 1e-2, 2e-2), epochs=(10, 
     best, best_acc = None, -1.0
     for lr in lrs:
         for n in epochs:
-            acc, _ = _score_all(lambda: MetaSNNClassifier(**{**kw, "learning_rate_init": lr, "max_iter": n}),
+            acc, _ = _score_all(lambda lr=lr, n=n: MetaSNNClassifier(**{**kw, "learning_rate_init": lr, "max_iter": n}),
                                 tune_episodes)
             if np.mean(acc) > best_acc:
                 best, best_acc = {"learning_rate_init": lr, "max_iter": n}, float(np.mean(acc))
@@ -137,7 +141,7 @@ class _PretrainedReadout:
         return self.lr.score(self._features(X), y)
 
 
-def few_shot(quick, seed=0, n_episodes=100, n_meta_iter=None):
+def few_shot(quick, seed=0, n_episodes=100, n_meta_iter=None, instance_meta_iter=INSTANCE_META_ITER):
     """5-way 5-shot on digit classes 5-9 held out from meta-training (0-4): meta-learned starts
     against honest baselines on the same episodes."""
     n_meta_iter = n_meta_iter or (300 if quick else 1000)
@@ -145,7 +149,7 @@ def few_shot(quick, seed=0, n_episodes=100, n_meta_iter=None):
     test = FewShotTaskSampler(5, 5, 15, classes=range(5, 10))
     episodes = test.episodes(n_episodes, random_state=seed + 1)
     tune_episodes = train.episodes(10 if quick else 20, random_state=seed + 2)
-    kw = dict(hidden_layer_sizes=(64,), n_steps=8, random_state=seed)
+    kw = {"hidden_layer_sizes": (64,), "n_steps": 8, "random_state": seed}
     acc, cost, notes = {}, {}, {}
 
     def record(name, make, flat=False):
@@ -169,18 +173,23 @@ def few_shot(quick, seed=0, n_episodes=100, n_meta_iter=None):
     # them: held-out accuracy after 20 adaptation steps fell with meta-training (256 hidden, 20
     # episodes: 0.894 after 1 meta-iteration, 0.890 after 10, 0.877 after 30, 0.864 after 100)
     metas = {
-        "meta_fomaml": dict(meta_algorithm="fomaml", learning_rate_init=2e-3, n_adapt_steps=10, meta_lr=3e-3,
-                            n_meta_iter=n_meta_iter),
-        "meta_protonet": dict(meta_algorithm="protonet", hidden_layer_sizes=(256,), learning_rate_init=2e-3,
-                              n_adapt_steps=20, meta_lr=3e-3, readout="membrane_max", n_meta_iter=10),
+        "meta_fomaml": {"meta_algorithm": "fomaml", "learning_rate_init": 2e-3, "n_adapt_steps": 10, "meta_lr": 3e-3,
+                            "n_meta_iter": n_meta_iter},
+        "meta_protonet": {"meta_algorithm": "protonet", "hidden_layer_sizes": (256,), "learning_rate_init": 2e-3,
+                              "n_adapt_steps": 20, "meta_lr": 3e-3, "readout": "membrane_max", "n_meta_iter": 10},
     }
+    # protonet on instance episodes (UMTRA-style): every class one base-class image, its samples
+    # random affine distortions; 20-way training episodes
+    metas["meta_protonet_instances"] = dict(metas["meta_protonet"], n_meta_iter=instance_meta_iter)
+    samplers = {"meta_protonet_instances": InstanceTaskSampler(X[base], n_way=20, k_shot=5, n_query=5,
+                                                               random_state=seed)}
     for name, extra in metas.items():
         meta = MetaSNNClassifier(**{**kw, **extra})
         t0 = time.perf_counter()
-        meta.meta_fit(train)
+        meta.meta_fit(samplers.get(name, train))
         notes[name] = {**extra, "n_meta_iter": meta.n_meta_iter_, "meta_s": time.perf_counter() - t0,
                        "hidden_layer_sizes": list(meta.hidden_layer_sizes)}
-        record(name, lambda: meta)
+        record(name, lambda meta=meta: meta)
     res = {k: dict(zip(("mean", "ci95"), ci95(v))) for k, v in acc.items()}
     ref = max(("scratch_tuned", "logistic_regression"), key=lambda k: res[k]["mean"])
     best_meta = max((k for k in acc if k.startswith("meta_")), key=lambda k: res[k]["mean"])
@@ -197,13 +206,13 @@ def few_shot(quick, seed=0, n_episodes=100, n_meta_iter=None):
 def few_shot_randman(quick, seed=0, n_episodes=100, n_meta_iter=None):
     """5-way 5-shot on fresh random-manifold spike-timing tasks (a new task per episode)."""
     n_meta_iter = n_meta_iter or (400 if quick else 1500)
-    shape = dict(n_units=20, n_steps=30)
+    shape = {"n_units": 20, "n_steps": 30}
     train = RandmanTaskSampler(5, 5, 15, **shape, task_seeds=range(10**6), random_state=seed)
     test = RandmanTaskSampler(5, 5, 15, **shape, task_seeds=range(10**6, 2 * 10**6))  # never drawn in training
     episodes = test.episodes(n_episodes, random_state=seed + 1)
     tune_episodes = train.episodes(10 if quick else 20, random_state=seed + 2)
-    kw = dict(hidden_layer_sizes=(128,), neuron="cuba", tau_mem=6.0, tau_syn=6.0, readout="membrane_mean",
-              random_state=seed)
+    kw = {"hidden_layer_sizes": (128,), "neuron": "cuba", "tau_mem": 6.0, "tau_syn": 6.0, "readout": "membrane_mean",
+              "random_state": seed}
     acc, cost, notes = {}, {}, {}
 
     def record(name, make, flat=False):
@@ -313,24 +322,24 @@ def markdown(report):
     for k in ("fixed", "learned"):
         lines.append(f"| {k} | {t[k]['test_accuracy']:.3f} | {t[k]['train_accuracy']:.3f} |")
     lt = t["learned"]
-    lines += ["", f"Learned hidden tau_mem: median {lt['tau_mem_median']:.1f} steps (range {lt['tau_mem_range'][0]:.1f}"
+    lines += ["", (f"Learned hidden tau_mem: median {lt['tau_mem_median']:.1f} steps (range {lt['tau_mem_range'][0]:.1f}"
               f"-{lt['tau_mem_range'][1]:.1f}), tau_syn median {lt['tau_syn_median']:.1f}, threshold median "
-              f"{lt['threshold_median']:.2f}, readout tau median {lt['readout_tau_median']:.1f}.", "",
+              f"{lt['threshold_median']:.2f}, readout tau median {lt['readout_tau_median']:.1f}."), "",
               f"## Few-shot 5-way 5-shot on held-out digit classes 5-9 ({f['episodes']} episodes, 95% intervals)", "",
               "| model | query accuracy | fit (median) |", "|---|---|---|"]
     for k, v in f["accuracy"].items():
         lines.append(f"| {k} | {v['mean']:.3f} +- {v['ci95']:.3f} | {1e3 * f['fit_s_median'][k]:.0f} ms |")
     g = f["gain_points"]
-    lines += ["", f"Tuned scratch: {f['notes']['scratch_tuned']}. Best meta-learned start `{f['best_meta']}` "
-              f"against `{f['reference']}`: **{g['mean']:+.1f} +- {g['ci95']:.1f} points** (paired).", ""]
+    lines += ["", (f"Tuned scratch: {f['notes']['scratch_tuned']}. Best meta-learned start `{f['best_meta']}` "
+              f"against `{f['reference']}`: **{g['mean']:+.1f} +- {g['ci95']:.1f} points** (paired)."), ""]
     r = report["randman"]
     lines += [f"## Few-shot 5-way 5-shot on fresh random-manifold tasks ({r['episodes']} test tasks, 95% intervals)", "",
               "| model | query accuracy | fit (median) |", "|---|---|---|"]
     for k, v in r["accuracy"].items():
         lines.append(f"| {k} | {v['mean']:.3f} +- {v['ci95']:.3f} | {1e3 * r['fit_s_median'][k]:.0f} ms |")
     g = r["gain_points"]
-    lines += ["", f"Tuned scratch: {r['notes']['scratch_tuned']}. meta_protonet against scratch_tuned: "
-              f"**{g['mean']:+.1f} +- {g['ci95']:.1f} points** (paired).", "",
+    lines += ["", (f"Tuned scratch: {r['notes']['scratch_tuned']}. meta_protonet against scratch_tuned: "
+              f"**{g['mean']:+.1f} +- {g['ci95']:.1f} points** (paired)."), "",
               f"## Architecture search on digits: accuracy vs synaptic operations ({s['n_trials']} trials)", "",
               "| trial | neuron | layers | recurrent | surrogate | n_steps | CV accuracy | synops/sample | Pareto |",
               "|---|---|---|---|---|---|---|---|---|"]
@@ -350,6 +359,8 @@ def main():
     ap.add_argument("--episodes", type=int, default=100, help="test episodes of the few-shot parts")
     ap.add_argument("--meta-iter", type=int, default=None, help="meta-iterations (default: 300/1000 digits, "
                     "400/1500 randman, quick/full)")
+    ap.add_argument("--instance-iter", type=int, default=INSTANCE_META_ITER,
+                    help="meta-iterations of the prototype start on instance episodes (digits)")
     args = ap.parse_args()
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -363,7 +374,8 @@ def main():
     if "tau" in parts:
         report["tau"] = learned_tau(args.quick)
     if "few_shot" in parts:
-        report["few_shot"] = few_shot(args.quick, n_episodes=args.episodes, n_meta_iter=args.meta_iter)
+        report["few_shot"] = few_shot(args.quick, n_episodes=args.episodes, n_meta_iter=args.meta_iter,
+                                       instance_meta_iter=args.instance_iter)
     if "randman" in parts:
         report["randman"] = few_shot_randman(args.quick, n_episodes=args.episodes, n_meta_iter=args.meta_iter)
     if "search" in parts:

@@ -10,7 +10,10 @@ after the imports, ``epochs`` epochs of training:
 core          ``SurrogateSNNClassifier(hidden_layer_sizes=(H,), readout='spike_count', max_iter=epochs,
               batch_size=B, neuron='lif', reset='subtract', surrogate='fast_sigmoid')`.fit(X, y)`` on
               the (N, T, F) array: validation, encoding, everything included.
-core-torch    the same with the compiled backend disabled (``SKLEARN_SNN_NUMBA=0``).
+              The background warm-up that ``import sklearn_snn`` starts runs (``SKLEARN_SNN_WARMUP=1``).
+core-before   ``core`` as the trainer was before issue 20: torch.optim's optimisers (their first use
+              imports ``torch._dynamo``), no warm-up.
+core-torch    the same with the compiled backend disabled (``SKLEARN_SNN_NUMBA=0``), no warm-up.
 snntorch, norse, sj-m, sj-s, plain
               the loops of ``benchmarks/speed.py`` (same 2-layer LIF network, its weights), trained
               with Adam over the same minibatches for the same epochs: only the steps, no
@@ -38,7 +41,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ANCHORS = ["snntorch", "norse", "sj-m", "sj-s"]
-VARIANTS = ["core", "core-torch", *ANCHORS, "plain"]
+VARIANTS = ["core", "core-before", "core-torch", *ANCHORS, "plain"]
 
 
 def child(variant, shape, epochs, n_batches, threads):
@@ -59,10 +62,28 @@ def child(variant, shape, epochs, n_batches, threads):
     else:
         X = torch.rand(N, T, F, generator=g)
     y = torch.arange(N) % O
-    if variant in ("core", "core-torch"):
+    if variant in ("core", "core-torch", "core-before"):
         import warnings
 
-        from sklearn_snn import SurrogateSNNClassifier
+        from sklearn_snn import SurrogateSNNClassifier, warmup
+
+        if variant == "core":
+            warmup.start()          # what ``import sklearn_snn`` starts (a no-op when it already did)
+        else:
+            # the trainer as it was before issue 20: torch.optim's optimisers, whose first use
+            # imports torch._dynamo (about 1.1 s), no background warm-up
+            import types
+
+            from sklearn_snn._core import training
+
+            def adam(p, **kw):
+                return torch.optim.Adam(p, fused=True, **kw)
+
+            def adamw(p, **kw):
+                return torch.optim.AdamW(p, fused=True, **kw)
+
+            if variant == "core-before":
+                training.optimizers = types.SimpleNamespace(Adam=adam, AdamW=adamw, SGD=torch.optim.SGD)
 
         clf = SurrogateSNNClassifier(hidden_layer_sizes=(H,), readout="spike_count", max_iter=epochs,
                                      batch_size=B, neuron="lif", reset="subtract", surrogate="fast_sigmoid",
@@ -119,9 +140,11 @@ def main():
         for v in a.variants:
             env = dict(os.environ, OMP_NUM_THREADS=str(a.threads), E2E_TORCH_INIT="1" if a.torch_init else "0")
             tmp = None
+            env.pop("SKLEARN_SNN_NUMBA", None)
+            env["SKLEARN_SNN_WARMUP"] = "1" if v == "core" else "0"
             if v == "core-torch":
                 env["SKLEARN_SNN_NUMBA"] = "0"
-            if a.cold and v == "core":
+            if a.cold and v in ("core", "core-before"):
                 tmp = tempfile.mkdtemp(prefix="snn_e2e_")
                 env.update(SKLEARN_SNN_KERNEL_CACHE=os.path.join(tmp, "k"), NUMBA_CACHE_DIR=os.path.join(tmp, "n"))
             cmd = [sys.executable, __file__, "--child", v, shape, "--epochs", str(a.epochs),
@@ -135,14 +158,14 @@ def main():
             res[shape, v] = json.loads(out.stdout.strip().splitlines()[-1])["seconds"]
             print(f"{shape:6s} {v:10s} {res[shape, v]:8.2f} s", flush=True)
     print()
-    print(f"{'shape':6s} " + " ".join(f"{v:>10s}" for v in a.variants) + "   core/best-anchor  core-torch/best")
+    print(f"{'shape':6s} " + " ".join(f"{v:>10s}" for v in a.variants) + "   core/best-anchor  before/best  core-torch/best")
     for shape in a.shapes:
         row = [res.get((shape, v)) for v in a.variants]
         anchors = [res[shape, v] for v in ANCHORS if (shape, v) in res]
         best = min(anchors) if anchors else None
-        sp = [f"{best / res[shape, c]:.1f}x" if best and (shape, c) in res else "-" for c in ("core", "core-torch")]
+        sp = [f"{best / res[shape, c]:.1f}x" if best and (shape, c) in res else "-" for c in ("core", "core-before", "core-torch")]
         print(f"{shape:6s} " + " ".join(f"{t:10.2f}" if t is not None else f"{'-':>10s}" for t in row)
-              + f"   {sp[0]:>16s}  {sp[1]:>15s}")
+              + f"   {sp[0]:>16s}  {sp[1]:>11s}  {sp[2]:>15s}")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ Re-exported here from the modules that define them:
 
 - :class:`SNNArchitectureSearch`, :func:`synaptic_operations`, :func:`mean_firing_rate`,
   :func:`pareto_indices` from :mod:`sklearn_snn.architecture_search`;
-- :class:`FewShotTaskSampler`, :class:`RandmanTaskSampler`, :class:`Episode` from :mod:`sklearn_snn.tasks`.
+- :class:`FewShotTaskSampler`, :class:`RandmanTaskSampler`, :class:`InstanceTaskSampler`,
+  :class:`Episode` from :mod:`sklearn_snn.tasks`.
 
 Learned neuron parameters and hypergradient learning rates live in the core (``learn_tau``,
 ``learn_threshold``, ``solver='adam-hd'`` / ``'sgd-hd'`` of every gradient estimator).
@@ -20,6 +21,7 @@ import copy
 import math
 import warnings
 from numbers import Integral, Real
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -48,6 +50,7 @@ from .surrogate import SurrogateSNNClassifier
 from .tasks import (
     Episode,
     FewShotTaskSampler,
+    InstanceTaskSampler,
     RandmanTaskSampler,
     TaskStream,
     as_task,
@@ -62,14 +65,15 @@ from .validation import (
 )
 
 __all__ = [
-    "SNNArchitectureSearch",
-    "MetaSNNClassifier",
-    "FewShotTaskSampler",
-    "RandmanTaskSampler",
     "Episode",
-    "synaptic_operations",
+    "FewShotTaskSampler",
+    "InstanceTaskSampler",
+    "MetaSNNClassifier",
+    "RandmanTaskSampler",
+    "SNNArchitectureSearch",
     "mean_firing_rate",
     "pareto_indices",
+    "synaptic_operations",
 ]
 
 
@@ -143,8 +147,10 @@ class MetaSNNClassifier(SurrogateSNNClassifier):
     meta_algorithm : {'fomaml', 'reptile', 'protonet'}, default='fomaml'
         First-order MAML worked better than Reptile (with the Adam outer step) in the few-shot
         digits benchmark (``benchmarks/meta.py``); 'protonet' meta-learns the hidden layers for
-        prototype readouts (above). None of them beat logistic regression on the pixels on
-        held-out digit classes there (see the user guide's meta-learning page).
+        prototype readouts (above). On held-out digit classes, 'protonet' meta-trained on
+        :class:`~sklearn_snn.meta.InstanceTaskSampler` episodes of the base classes' images
+        did best (see the user guide's meta-learning page for the figures against logistic
+        regression on the pixels).
     n_meta_iter : int, default=300
         Meta-iterations (outer steps).
     meta_batch_size : int, default=4
@@ -194,7 +200,7 @@ class MetaSNNClassifier(SurrogateSNNClassifier):
 
     _parameter_constraints = _META_CONSTRAINTS
     _torch_attributes = ("module_", "meta_module_")
-    _fitted_attributes = {
+    _fitted_attributes: ClassVar[dict] = {
         "meta_input_offset_": "array?", "meta_input_scale_": "array?", "meta_n_way_": "int",
         "meta_loss_curve_": "floats", "inner_lrs_": "array?", "n_meta_iter_": "int",
         "meta_scale_": "float?",

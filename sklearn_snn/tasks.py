@@ -3,6 +3,8 @@
 - :class:`FewShotTaskSampler`: N-way K-shot episodes (:class:`Episode`) from sklearn's digits,
   from freshly drawn random manifolds (:func:`~sklearn_snn.datasets.make_randman`) or from any
   labelled data.
+- :class:`InstanceTaskSampler`: unsupervised meta-training episodes in which every class is one
+  image and its samples are random affine distortions of it (UMTRA-style task construction).
 - :class:`TaskStream`, :func:`as_task`, :func:`check_task_layouts`: how
   :meth:`sklearn_snn.meta.MetaSNNClassifier.meta_fit` draws, relabels and checks its tasks.
 
@@ -19,10 +21,12 @@ from sklearn.utils import check_random_state
 __all__ = [
     "Episode",
     "FewShotTaskSampler",
+    "InstanceTaskSampler",
     "RandmanTaskSampler",
     "TaskStream",
     "as_task",
     "check_task_layouts",
+    "random_affine",
 ]
 
 
@@ -215,6 +219,134 @@ class RandmanTaskSampler:
     def __repr__(self):
         return (f"RandmanTaskSampler(n_way={self.n_way}, k_shot={self.k_shot}, n_query={self.n_query}, "
                 f"n_units={self.n_units}, n_steps={self.n_steps})")
+
+
+# --------------------------------------------------------------------------------------------
+# Instance episodes: one image per class, random affine distortions as its samples
+# --------------------------------------------------------------------------------------------
+
+def random_affine(images, rotation=25.0, scale=0.2, shift=1.5, random_state=None):
+    """Random affine distortions of a batch of images, bilinear, zero outside.
+
+    Each image gets its own rotation (uniform in +-``rotation`` degrees), zoom (uniform in
+    1 +- ``scale``) and translation (uniform in +-``shift`` pixels per axis) about its centre;
+    all images are warped at once (no loop over samples).
+
+    Parameters
+    ----------
+    images : ndarray of shape (n, height, width)
+    rotation, scale, shift : float, default=25, 0.2, 1.5
+    random_state : int, RandomState or None
+
+    Returns
+    -------
+    warped : ndarray of shape (n, height, width), float
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> img = np.arange(16.0).reshape(1, 4, 4)
+    >>> np.allclose(random_affine(img, rotation=0, scale=0, shift=0), img)
+    True
+    >>> random_affine(np.ones((3, 8, 8)), random_state=0).shape
+    (3, 8, 8)
+    """
+    rng = check_random_state(random_state)
+    images = np.asarray(images, dtype=float)
+    if images.ndim != 3:
+        raise ValueError(f"images must be 3D (n, height, width), got shape {images.shape}.")
+    n, h, w = images.shape
+    a = np.deg2rad(rng.uniform(-rotation, rotation, n))
+    z = 1.0 + rng.uniform(-scale, scale, n)
+    t = rng.uniform(-shift, shift, (n, 2))
+    rows, cols = np.meshgrid(np.arange(h, dtype=float), np.arange(w, dtype=float), indexing="ij")
+    cy, cx = (h - 1) / 2, (w - 1) / 2
+    dy, dx = rows.ravel() - cy, cols.ravel() - cx            # output pixel -> source pixel
+    cos, sin = (np.cos(a) / z)[:, None], (np.sin(a) / z)[:, None]
+    sy = cos * dy - sin * dx + cy + t[:, :1]
+    sx = sin * dy + cos * dx + cx + t[:, 1:]
+    y0, x0 = np.floor(sy).astype(int), np.floor(sx).astype(int)
+    fy, fx = sy - y0, sx - x0
+    flat = images.reshape(n, h * w)
+    idx = np.arange(n)[:, None]
+
+    def at(yy, xx):
+        ok = (yy >= 0) & (yy < h) & (xx >= 0) & (xx < w)
+        return np.where(ok, flat[idx, np.clip(yy, 0, h - 1) * w + np.clip(xx, 0, w - 1)], 0.0)
+
+    out = ((1 - fy) * (1 - fx) * at(y0, x0) + (1 - fy) * fx * at(y0, x0 + 1)
+           + fy * (1 - fx) * at(y0 + 1, x0) + fy * fx * at(y0 + 1, x0 + 1))
+    return out.reshape(n, h, w)
+
+
+class InstanceTaskSampler:
+    """Meta-training episodes whose classes are single images and whose samples are distortions.
+
+    Every episode draws ``n_way`` images of ``X`` (labels are not used) and makes ``k_shot``
+    support and ``n_query`` query samples of each by :func:`random_affine` distortions
+    (Khodadadeh et al. 2019's UMTRA construction; instance discrimination). Meta-training on
+    them teaches an embedding invariance to small rotations, zooms and shifts without tying it
+    to a few base classes: with only five base digit classes, class episodes over-specialise
+    the prototype embedding (see the user guide's meta-learning page).
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, height * width)
+        The images (e.g. the base classes' digits), flattened.
+    image_shape : tuple of int, default=(8, 8)
+    n_way, k_shot, n_query : int, default=20, 5, 5
+    rotation, scale, shift : float, default=25, 0.2, 1.5
+        Ranges of the distortions (degrees, relative zoom, pixels).
+    random_state : int, RandomState or None, default=None
+        Seeds iteration (``iter(sampler)``) and :meth:`episodes`.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> X, y = load_digits(return_X_y=True)
+    >>> ep = InstanceTaskSampler(X[y < 5], n_way=4, k_shot=2, n_query=3).sample(random_state=0)
+    >>> ep.X_support.shape, ep.y_support.tolist(), ep.X_query.shape
+    ((8, 64), [0, 0, 1, 1, 2, 2, 3, 3], (12, 64))
+    """
+
+    def __init__(self, X, image_shape=(8, 8), n_way=20, k_shot=5, n_query=5, rotation=25.0, scale=0.2, shift=1.5,
+                 random_state=None):
+        self.X = np.asarray(X, dtype=float)
+        self.image_shape = tuple(int(v) for v in image_shape)
+        self.n_way, self.k_shot, self.n_query = int(n_way), int(k_shot), int(n_query)
+        self.rotation, self.scale, self.shift = rotation, scale, shift
+        self.random_state = random_state
+        if self.n_way < 2 or self.k_shot < 1 or self.n_query < 0:
+            raise ValueError("n_way must be >= 2, k_shot >= 1 and n_query >= 0.")
+        if self.X.ndim != 2 or self.X.shape[1] != int(np.prod(self.image_shape)):
+            raise ValueError(f"X must be 2D with height * width = {int(np.prod(self.image_shape))} columns "
+                             f"(image_shape={self.image_shape}), got shape {self.X.shape}.")
+        if len(self.X) < self.n_way:
+            raise ValueError(f"n_way={self.n_way} needs at least {self.n_way} images, got {len(self.X)}.")
+
+    def sample(self, random_state=None):
+        """Draw one :class:`Episode` (``classes`` holds the row of ``X`` of each label)."""
+        rng = check_random_state(random_state)
+        n, k, q = self.n_way, self.k_shot, self.n_query
+        chosen = rng.choice(len(self.X), n, replace=False)
+        imgs = np.repeat(self.X[chosen], k + q, axis=0).reshape(-1, *self.image_shape)
+        imgs = random_affine(imgs, self.rotation, self.scale, self.shift, rng).reshape(n, k + q, -1)
+        return Episode(imgs[:, :k].reshape(n * k, -1), np.repeat(np.arange(n), k),
+                       imgs[:, k:].reshape(n * q, -1), np.repeat(np.arange(n), q), chosen)
+
+    def episodes(self, n, random_state=None):
+        """A list of ``n`` episodes (seeded by ``random_state``, else the sampler's)."""
+        rng = check_random_state(self.random_state if random_state is None else random_state)
+        return [self.sample(rng) for _ in range(n)]
+
+    def __iter__(self):
+        rng = check_random_state(self.random_state)
+        while True:
+            yield self.sample(rng)
+
+    def __repr__(self):
+        return (f"InstanceTaskSampler(n_way={self.n_way}, k_shot={self.k_shot}, n_query={self.n_query}, "
+                f"image_shape={self.image_shape})")
 
 
 # --------------------------------------------------------------------------------------------

@@ -322,7 +322,10 @@ def _quiet():
 
 
 @pytest.mark.parametrize("kw", [{}, {"hidden": (5, 4), "B": 2, "n_steps": 40}, {"out_mean": 0.8},
-                                {"output": "voltage"}, {"B": 6, "F": 5, "hidden": (20,), "n_steps": 25}])
+                                {"output": "voltage"}, {"B": 6, "F": 5, "hidden": (20,), "n_steps": 25},
+                                # long silence after the last input (t < 20): hidden layers go quiet and the
+                                # compiled forward skips them; the adjoint starts at the last event
+                                {"hidden": (5, 4), "B": 4, "n_steps": 70}])
 def test_compiled_loops_match_torch_reference(kw):
     if ep.numba_loops() is None:
         pytest.skip("numba is not installed")

@@ -404,3 +404,55 @@ def test_packed_spikes_and_their_weight_gradient(n_rows, n_in, chunks):
     torch.testing.assert_close(gw, 0.5 + G.t() @ x, rtol=1e-12, atol=1e-12)
     x[n_rows // 2, n_in - 1] = 0.5
     assert not numba_backend.numba_kernels().pack_bits(x.numpy(), P.numpy())
+
+
+@pytest.mark.parametrize("scale,needs_x_grad", [(1.0, False), (0.5, True), (-2.0, False)])
+def test_torch_sparse_projection_equals_dense(scale, needs_x_grad):
+    # the pure-torch sparse path (embedding bags; what runs without numba): binary spikes store no
+    # values, weighted inputs do; forward, weight, bias and input gradients equal the dense ones
+    g = torch.Generator().manual_seed(5)
+    x = (torch.rand(300, 70, generator=g, dtype=DT) < 0.1).to(DT) * scale
+    x[7] = 0.0                                  # an empty row: an empty bag
+    x[:, 3] = 0.0                               # an unused input: an empty weight-gradient bag
+    x.requires_grad_(needs_x_grad)
+    w = torch.randn(130, 70, generator=g, dtype=DT, requires_grad=True)
+    b = torch.randn(130, generator=g, dtype=DT, requires_grad=True)
+    G = torch.randn(300, 130, generator=g, dtype=DT)
+    leaves = (w, b) + ((x,) if needs_x_grad else ())
+    y = projections._torch_sparse_linear(x, w, b, projections.SPARSE_DENSITY)
+    assert y.grad_fn.name() == "TorchSparseLinearBackward"
+    ref = torch.nn.functional.linear(x, w, b)
+    got = (y,) + torch.autograd.grad((y * G).sum(), leaves)
+    for a, c in zip(got, (ref,) + torch.autograd.grad((ref * G).sum(), leaves)):
+        torch.testing.assert_close(a, c, rtol=1e-10, atol=1e-12)
+    assert torch.count_nonzero(got[1][:, 3]) == 0
+    # too dense for it: None (the caller runs the dense product)
+    assert projections._torch_sparse_linear(torch.rand(300, 70, dtype=DT), w, b, 0.25) is None
+
+
+def test_sparse_linear_without_numba_takes_the_torch_sparse_path(monkeypatch):
+    monkeypatch.setattr(projections, "numba_kernels", lambda: None)
+    g = torch.Generator().manual_seed(6)
+    x = (torch.rand(20, 8, 64, generator=g) < 0.1).float()
+    w = torch.randn(projections.TORCH_SPARSE_MIN_OUT, 64, generator=g, requires_grad=True)
+    y = sparse_linear(x, w)
+    assert y.grad_fn.name() == "ViewBackward0" and y.grad_fn.next_functions[0][0].name() == "TorchSparseLinearBackward"
+    torch.testing.assert_close(y, torch.nn.functional.linear(x, w), rtol=1e-5, atol=1e-5)
+    # fewer outputs than TORCH_SPARSE_MIN_OUT: the dense product
+    assert "TorchSparse" not in sparse_linear(x, w[:10]).grad_fn.name()
+
+
+@pytest.mark.parametrize("model,reset,learn", [("lif", "subtract", False), ("cuba", "zero", False),
+                                               ("cuba", "subtract", False), ("cuba", "zero", True)])
+def test_torch_scan_spikes_are_float_outputs_and_state_carries(model, reset, learn):
+    # the torch scan writes the spikes as floats (saved for its backward pass as they are) and its
+    # in-place adjoint paths (detached reset, no parameter gradient) equal the reference
+    spec = NeuronSpec(model, beta=0.8, alpha=0.6, threshold=1.0, reset=reset, detach_reset=True)
+    x, _, params = _inputs(11, T=9, B=2, H=4, learn=learn)
+    s1, u1, g1 = _grads(functools.partial(spiking_scan, backend="torch"), x, None, params, spec, "fast_sigmoid", 3)
+    s2, u2, g2 = _grads(reference_scan, x, None, params, spec, "fast_sigmoid", 3)
+    assert s1.dtype == DT and set(s1.unique().tolist()) <= {0.0, 1.0} and s1.sum() > 0
+    torch.testing.assert_close(s1, s2)
+    torch.testing.assert_close(u1, u2)
+    for a, b in zip(g1, g2):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-10)

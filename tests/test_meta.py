@@ -222,8 +222,8 @@ def test_hypergradient_solver_in_estimator(digits):
     # through the shared training loop (solver='adam-hd'): a too-small rate grows and the
     # training loss ends below plain Adam at the same initial rate
     X, y = digits
-    kw = dict(hidden_layer_sizes=(16,), n_steps=4, max_iter=8, batch_size=30, learning_rate_init=1e-4,
-              random_state=0)
+    kw = {"hidden_layer_sizes": (16,), "n_steps": 4, "max_iter": 8, "batch_size": 30, "learning_rate_init": 1e-4,
+              "random_state": 0}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         hd = SurrogateSNNClassifier(solver="adam-hd", **kw).fit(X[:300], y[:300])
@@ -320,8 +320,8 @@ def test_few_shot_sampler_episodes():
 def test_meta_learning_improves_few_shot_accuracy_on_held_out_tasks():
     train = FewShotTaskSampler(n_way=3, k_shot=3, n_query=6, classes=range(6), random_state=0)
     test = FewShotTaskSampler(n_way=3, k_shot=3, n_query=6, classes=range(6, 10))
-    kw = dict(hidden_layer_sizes=(32,), n_steps=4, learning_rate_init=2e-3, n_adapt_steps=5, max_iter=5,
-              random_state=0)
+    kw = {"hidden_layer_sizes": (32,), "n_steps": 4, "learning_rate_init": 2e-3, "n_adapt_steps": 5, "max_iter": 5,
+              "random_state": 0}
     meta = MetaSNNClassifier(**kw, meta_algorithm="fomaml", n_meta_iter=40, meta_batch_size=2,
                              meta_lr=3e-3).meta_fit(train)
     episodes = test.episodes(12, random_state=1)
@@ -383,7 +383,7 @@ def test_randman_task_sampler_is_deterministic_by_task_seed():
 def test_prototype_adaptation_beats_the_same_steps_from_scratch_on_held_out_digits():
     train = FewShotTaskSampler(n_way=3, k_shot=3, n_query=6, classes=range(6), random_state=0)
     test = FewShotTaskSampler(n_way=3, k_shot=3, n_query=6, classes=range(6, 10)).episodes(12, random_state=1)
-    kw = dict(hidden_layer_sizes=(64,), n_steps=4, learning_rate_init=2e-3, random_state=0)
+    kw = {"hidden_layer_sizes": (64,), "n_steps": 4, "learning_rate_init": 2e-3, "random_state": 0}
     meta = MetaSNNClassifier(**kw, meta_algorithm="protonet", n_meta_iter=10, meta_batch_size=2,
                              n_adapt_steps=5).meta_fit(train)
     acc_meta = np.mean([meta.fit(ep.X_support, ep.y_support).score(ep.X_query, ep.y_query) for ep in test])
@@ -399,7 +399,7 @@ def test_prototype_readout_start_persistence_and_readout_only_adaptation(tmp_pat
     from sklearn_snn import load, save
     from sklearn_snn._core.meta_proto import prototypes, readout_features
 
-    shape = dict(n_way=3, k_shot=3, n_query=6, n_units=10, n_steps=15)
+    shape = {"n_way": 3, "k_shot": 3, "n_query": 6, "n_units": 10, "n_steps": 15}
     train = RandmanTaskSampler(**shape, task_seeds=range(1000), random_state=0)
     ep = RandmanTaskSampler(**shape, task_seeds=range(1000, 2000)).sample(random_state=1)
     meta = MetaSNNClassifier((32,), neuron="cuba", tau_mem=4.0, tau_syn=4.0, threshold=0.5, readout="membrane_mean",

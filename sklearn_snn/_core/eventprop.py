@@ -198,6 +198,32 @@ class SpikeEvents:
             off[b, i] = self.offset[sl].to(dtype)
         return mask, off
 
+    def dense_groups(self, k, dtype):
+        """Step ``k`` as a list of dense (mask, offset) pairs: one pair unless a (sample, neuron)
+        spikes more than once in the step (exact event times), whose later spikes go to further
+        pairs (the torch loops sum the pairs; the compiled loops take the sparse list as it is)."""
+        sl = self.slice(k)
+        if sl.stop - sl.start < 2:
+            return [self.dense(k, dtype)]
+        b, i = self.batch[sl], self.neuron[sl]
+        key = b * self.n_neurons + i
+        order = torch.argsort(key, stable=True)
+        ks = key[order]
+        rank = torch.empty_like(key)
+        rank[order] = torch.arange(ks.numel(), device=ks.device) - torch.searchsorted(ks, ks)
+        n_groups = int(rank.max()) + 1
+        if n_groups == 1:
+            return [self.dense(k, dtype)]
+        out = []
+        for r in range(n_groups):
+            sel = rank == r
+            mask = torch.zeros(self.batch_size, self.n_neurons, dtype=dtype, device=self.offset.device)
+            off = torch.zeros_like(mask)
+            mask[b[sel], i[sel]] = 1.0
+            off[b[sel], i[sel]] = self.offset[sl][sel].to(dtype)
+            out.append((mask, off))
+        return out
+
     def nbytes(self):
         return sum(t.numel() * t.element_size() for t in (self.step, self.batch, self.neuron, self.offset))
 
@@ -316,9 +342,9 @@ def simulate(spec: EventPropSpec, inputs: SpikeEvents, weights, recurrent=None, 
     k_dt = float(spec.kappa(torch.tensor(dt, dtype=torch.float64)))
     out_spiking = spec.output == "ttfs"
     for k in range(T):
-        pre = inputs.dense(k, dtype)
+        pre_groups = inputs.dense_groups(k, dtype)
         for l, (Wf, Wr) in enumerate(layers):
-            groups = [(Wf, pre[0], pre[1])]
+            groups = [(Wf, m, o) for m, o in pre_groups]
             if Wr is not None and rec_prev[l] is not None:
                 groups.append((Wr, rec_prev[l][0], rec_prev[l][1]))
             V0, I0 = V[l], I[l]
@@ -358,7 +384,7 @@ def simulate(spec: EventPropSpec, inputs: SpikeEvents, weights, recurrent=None, 
             V[l], I[l] = V1, I1
             if Wr is not None:
                 rec_prev[l] = (mask, off)
-            pre = (mask, off)
+            pre_groups = [(mask, off)]
     events = []
     for l in range(L + 1):
         if l == L and not out_spiking:
@@ -373,7 +399,7 @@ def simulate(spec: EventPropSpec, inputs: SpikeEvents, weights, recurrent=None, 
         out = torch.where(spiked, t_first, pseudo)
     else:
         out = v_max
-    res = dict(out=out, events=events, spiked=spiked, v_max=v_max, k_max=k_max, n_spikes=n_spikes)
+    res = {"out": out, "events": events, "spiked": spiked, "v_max": v_max, "k_max": k_max, "n_spikes": n_spikes}
     if record:
         res["spikes"] = [torch.stack(s) for s in rec_s]
         res["voltages"] = [torch.stack(v) for v in rec_v]
@@ -435,8 +461,8 @@ def adjoint(spec: EventPropSpec, inputs: SpikeEvents, weights, recurrent, fwd, g
                 lv0 = lv0.index_put((b, i), spec.em(u) * delta, accumulate=True)
                 li0 = li0.index_put((b, i), spec.kappa(u) * delta, accumulate=True)
             # presynaptic arrivals of this step: feed-forward, then recurrent (from step k-1)
-            pre_ff = inputs.dense(k, dtype) if l == 0 else events[l - 1].dense(k, dtype)
-            groups = [(Wf, pre_ff, 0, l > 0)]
+            pre_ff = inputs.dense_groups(k, dtype) if l == 0 else [events[l - 1].dense(k, dtype)]
+            groups = [(Wf, g, 0, l > 0) for g in pre_ff]
             if Wr is not None:
                 groups.append((Wr, events[l].dense(k - 1, dtype) if k > 0 else None, 1, True))
             new_above, new_rec = None, torch.zeros_like(pending_rec[l])

@@ -15,6 +15,12 @@ The forward pass stores, per spike, (sample, layer, step, neuron, offset, curren
 that grow with the number of spikes (doubling), and nothing per time step; the backward pass
 reads them back. Memory therefore grows with the spikes, not with ``n_steps``.
 
+Two exact shortcuts: a hidden layer that gets no more input (past the sample's last input
+spike, or the layer below is quiet) and whose neurons all have ``V < theta`` and ``I < theta``
+after a step can never spike again (``V`` relaxes towards ``I``, which decays), so the forward
+pass stops updating it; the adjoint of a sample, zero after its last stored spike and its last
+output voltage maximum, starts there.
+
 This module imports numba at import time; :func:`sklearn_snn._core.eventprop.numba_loops`
 imports it lazily (``None`` without numba or with ``SKLEARN_SNN_NUMBA=0``).
 """
@@ -117,23 +123,37 @@ def forward(in_ptr, in_j, in_o, weights, B, T, theta, dt, tm, ts, ttfs, max_newt
     xm = np.empty(Hx)
     cj = np.empty(H, np.int64)
     co = np.empty(H)
+    dead = np.zeros(L1, np.bool_)
     for b in range(B):
         V[:] = 0.0
         I[:] = 0.0
         t_first[:] = np.inf
         v_max[b, :] = -np.inf
         n_first = 0
+        dead[:] = False
+        last_in = -1
+        for k in range(T):
+            if in_ptr[b * T + k + 1] > in_ptr[b * T + k]:
+                last_in = k
         for k in range(T):
             a0, z0 = in_ptr[b * T + k], in_ptr[b * T + k + 1]
             npre = z0 - a0
             for q in range(npre):
                 pj[q] = in_j[a0 + q]
                 po[q] = in_o[a0 + q]
+            # no input reaches the layer after this step (layer 0: past the last input spike)
+            quiet_below = k >= last_in
             for l in range(L1):
                 W = weights[l]
                 h = W.shape[0]
                 spiking = l < L1 - 1 or ttfs
                 ncur = 0
+                if l < L1 - 1 and dead[l]:
+                    # a hidden layer without input whose neurons all have V < theta and I < theta
+                    # can never spike again (V relaxes towards I, which decays): skip it
+                    npre = 0
+                    continue
+                all_low = True
                 # each arrival's effect on I and V at the end of the step (shared by all neurons)
                 for q in range(npre):
                     rem = dt - po[q]
@@ -182,6 +202,11 @@ def forward(in_ptr, in_j, in_o, weights, B, T, theta, dt, tm, ts, ttfs, max_newt
                             n += 1
                     V[l, i] = V1
                     I[l, i] = I1
+                    if V1 >= theta or I1 >= theta:
+                        all_low = False
+                if l < L1 - 1:
+                    dead[l] = quiet_below and all_low
+                    quiet_below = dead[l]
                 npre = ncur
                 for q in range(ncur):
                     pj[q] = cj[q]
@@ -243,7 +268,13 @@ def backward(in_ptr, in_j, in_o, weights, grads, B, T, theta, dt, tm, ts, ttfs, 
                 while q < e1 and ev_k[q] == k and ev_l[q] == l:
                     q += 1
             start[k, L1] = q
-        for k in range(T - 1, -1, -1):
+        # the adjoint is zero after the last stored spike and the last voltage maximum: start there
+        k_hi = -1
+        for e in range(e0, e1):
+            k_hi = max(k_hi, ev_k[e])
+        for i in range(O):
+            k_hi = max(k_hi, k_max[b, i])
+        for k in range(k_hi, -1, -1):
             g_above[:] = 0.0
             for l in range(L1 - 1, -1, -1):
                 W = weights[l]

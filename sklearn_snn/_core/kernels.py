@@ -32,7 +32,7 @@ from .projections import (
     SPARSE_MIN_OUT,
     sparse_linear,
 )
-from .scan_torch import LeakyTorch, ScanTorch, is_tensor, reference_scan
+from .scan_torch import LeakyTorch, ScanTorch, is_tensor, reference_scan, wta_scan
 from .surrogate import get_surrogate
 
 __all__ = ["NARROW_MAX_OUT", "NARROW_MIN_ROWS", "SPARSE_DENSITY", "SPARSE_MIN_OUT", "Backend", "backend_names",
@@ -126,7 +126,7 @@ def _as_param(value, like):
 
 
 def spiking_scan(x, spec: NeuronSpec, surrogate="fast_sigmoid", slope=10.0, w_rec=None,
-                 beta=None, alpha=None, threshold=None, state=None, backend="auto", inplace=False):
+                 beta=None, alpha=None, threshold=None, state=None, backend="auto", inplace=False, wta=False):
     """Run a spiking population over all steps of the input currents ``x`` (T, B, H).
 
     Parameters
@@ -151,6 +151,15 @@ def spiking_scan(x, spec: NeuronSpec, surrogate="fast_sigmoid", slope=10.0, w_re
         current): the membrane is written over ``x``, and the compiled backward pass writes the
         input gradient over the stored membrane. ``x`` (and the returned membrane) must not be
         read after the backward pass, and that backward pass can run only once.
+    wta : bool, default=False
+        Hard winner-take-all, forward only: every step at most one neuron per sample spikes, the
+        one furthest above its threshold (the first on ties, and only if it is at or above it),
+        and that winner then resets every membrane of its sample to 0 (after its own reset).
+        Runs on the torch backend (``'auto'`` picks it; ``'numba'`` / ``'triton'`` raise
+        ``ValueError``), builds no graph (``ValueError`` when a gradient would be required: call
+        it under ``torch.no_grad()``); ``surrogate``, ``slope`` and ``inplace`` are unused.
+        Soft inhibition needs no option: ``w_rec = -k (1 1^T - I)`` subtracts ``k`` times the
+        number of other neurons that spiked at the previous step.
 
     Returns
     -------
@@ -167,6 +176,13 @@ def spiking_scan(x, spec: NeuronSpec, surrogate="fast_sigmoid", slope=10.0, w_re
     >>> s, u, _ = spiking_scan(torch.full((3, 1, 1), 0.8), spec)
     >>> s.flatten().tolist(), [round(v, 2) for v in u.flatten().tolist()]
     ([0.0, 1.0, 0.0], [0.8, 1.2, 0.9])
+
+    With ``wta=True`` only the neuron furthest above its threshold spikes, and it resets both
+    (without it, neuron 0 spikes at step 1 on the membrane kept from step 0):
+
+    >>> x = torch.tensor([[[0.8, 1.5]], [[0.6, 0.0]]])
+    >>> spiking_scan(x, spec, wta=True)[0].squeeze(1).tolist(), spiking_scan(x, spec)[0].squeeze(1).tolist()
+    ([[0.0, 1.0], [0.0, 0.0]], [[0.0, 1.0], [1.0, 0.0]])
     """
     T, B, H = x.shape
     beta = _as_param(spec.beta if beta is None else beta, x)
@@ -176,6 +192,14 @@ def spiking_scan(x, spec: NeuronSpec, surrogate="fast_sigmoid", slope=10.0, w_re
         z = x.new_zeros((B, H))
         state = (z, z, z, z)
     v0, syn0, a0, s0 = (x.new_zeros((B, H)) if t is None else t.detach().to(x.dtype) for t in state)
+    if wta:  # hard winner-take-all: torch forward only (scan_torch.wta_scan)
+        if backend not in ("auto", "torch"):
+            if backend in _BACKENDS["scan"]:
+                raise ValueError(f"spiking_scan(wta=True) runs on the torch backend only, got backend={backend!r}: "
+                                 f"pass backend='auto' or 'torch'.")
+            select_backend("scan", backend, x, w_rec, (beta, alpha, thr))  # an unknown name: its error
+        out = wta_scan(x, w_rec, beta, alpha, thr, v0, syn0, a0, s0, spec)
+        return out[0], out[1], tuple(out[2:])
     fn = select_backend("scan", backend, x, w_rec, (beta, alpha, thr))
     inplace = bool(inplace) and x.is_contiguous()
     out = fn.apply(x, w_rec, beta, alpha, thr, v0, syn0, a0, s0, spec, get_surrogate(surrogate), float(slope),

@@ -16,7 +16,8 @@ vectorising (2.3x slower backward).
 The scan kernels are rendered from templates for each combination of flags (constants, so dead
 branches vanish) by :func:`specialised`; the other loops are in
 :mod:`~sklearn_snn._core.numba_loops`. Everything is compiled lazily on first use and cached on
-disk, so importing the package does not import numba. :func:`numba_kernels` loads the backend
+disk; importing the package does not import numba in the calling thread (a background thread
+loads the kernels the last processes used, see :mod:`sklearn_snn.warmup`). :func:`numba_kernels` loads the backend
 (``None`` without numba, or with ``SKLEARN_SNN_NUMBA=0``), :func:`kernels` gives the build to use
 from the calling thread, :func:`variant` copies a function for a second build. Without numba, for
 CUDA tensors, for dtypes other than float32/float64 or for per-neuron parameters not broadcastable
@@ -26,6 +27,8 @@ computes the same values.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
 import sys
 import threading
@@ -34,11 +37,12 @@ import types
 import torch
 
 from . import buffers
+from .neuron_source import neuron_update
 from .scan_torch import is_tensor, param_grads, reduce_to
 from .threads import kernel_threads, start_numba_pool
 
-__all__ = ["LeakyCompiled", "ScanCompiled", "as_numpy", "cache_dir", "kernels", "leaky_ok", "numba_kernels", "per_neuron",
-           "scan_ok", "shared_module", "specialised", "variant", "warm_up"]
+__all__ = ["LeakyCompiled", "ScanCompiled", "as_numpy", "cache_dir", "kernels", "leaky_ok", "note_kernels", "numba_kernels",
+           "per_neuron", "reset_locks", "scan_ok", "shared_module", "specialised", "variant", "warm_list_path", "warm_up"]
 
 
 _SURROGATE_CODES = {"fast_sigmoid": 0, "sigmoid": 1, "arctan": 2, "triangle": 3, "gaussian": 4,
@@ -112,28 +116,11 @@ def forward(t0, t1, x, wrec, beta, alpha, thr, fpar, U, S, Q, A, v, syn, a, sp, 
                 if SAVEQ:
                     qr = Q[t, b]
                 for h in range(H):
-                    xt = xr[h]
-                    if CUBA:
-                        xt = alpha[h] * synb[h] + xt
-                        synb[h] = xt
-                    u = beta[h] * vb[h] + xt
-                    ur[h] = u
-                    if ALIF:
-                        ar[h] = ab[h]
-                        s = one if u >= thr[h] + adapt * ab[h] else zero
-                    else:
-                        s = one if u >= thr[h] else zero
-                    sr[h] = s
-                    if SAVEQ:
-                        qr[h] = 1 if s != zero else 0
-                    if SUBTRACT:
-                        vb[h] = u - thr[h] * s
-                    else:
-                        vb[h] = u * (one - s)
-                    if ALIF:
-                        ab[h] = rho * ab[h] + s
-                    spb[h] = s
-'''
+''' + neuron_update(  # the neuron update, written once (neuron_source.py; the population kernel's too)
+    20, cuba="CUBA", alif="ALIF", subtract="SUBTRACT", x="xr[h]", v="vb[h]", syn="synb[h]", a="ab[h]",
+    beta="beta[h]", alpha="alpha[h]", thr="thr[h]", adapt="adapt", rho="rho", on_membrane=["ur[h] = u"],
+    on_adapt=["ar[h] = ab[h]"], on_spike=["sr[h] = s", "if SAVEQ:", "    qr[h] = 1 if s != zero else 0"],
+    on_end=["spb[h] = s"])
 
 _SURR_SRC = {
     -1: "sg = sgr[h]",
@@ -362,50 +349,121 @@ def _load_numba_kernels():
                       RuntimeWarning, stacklevel=2)
         return None
     numba_loops = _loops_module()
-    opts = dict(cache=True, nogil=True)
+    opts = {"cache": True, "nogil": True}
     par = dict(opts, parallel=True)
     # parallel kernels for the main thread; serial ones (compiled only if used) for calls from
-    # other threads, so no threading layer ever sees nested or concurrent launches
-    start_numba_pool(numba)
+    # other threads, so no threading layer ever sees nested or concurrent launches. The pool is
+    # started from the main thread (a background warm-up leaves it to the first kernel_threads())
+    if threading.current_thread() is threading.main_thread():
+        start_numba_pool(numba)
     fns = numba_loops.KERNELS
+    ser = {k: numba.njit(**opts)(variant(f, "ser")) for k, f in fns.items() if k != "sparse_wgrad"}
+    # the serial weight gradient is its helper itself (one thread, no per-thread buffers): one
+    # compilation less on an empty cache (about 0.6 s)
+    ser["sparse_wgrad"] = _serial_wgrad(numba_loops.sparse_wgrad)
     return types.SimpleNamespace(
         numba=numba,
         par=types.SimpleNamespace(**{k: numba.njit(**par)(variant(f, "par")) for k, f in fns.items()}),
-        ser=types.SimpleNamespace(**{k: numba.njit(**opts)(variant(f, "ser")) for k, f in fns.items()}),
+        ser=types.SimpleNamespace(**ser),
+        helpers=types.SimpleNamespace(sparse_wgrad=numba_loops.sparse_wgrad, pack_bits=numba_loops.pack_bits),
         pack_bits=numba_loops.pack_bits,
     )
 
 
-def warm_up(background=False):
-    """Pay ahead the one-time costs of the first ``fit`` in a process.
+def _serial_wgrad(helper):
+    def sparse_wgrad(indptr, indices, values, G, gwT, nchunks, binary, block):
+        # sparse_wgrad_par with one chunk: the helper over all rows, into gwT (zero on entry)
+        helper(indptr, indices, values, G, gwT, 0, G.shape[0], binary, block)
 
-    They are, measured on digits (see ``benchmarks/first_call.py``): torch's own import of
-    ``torch._dynamo`` on the first optimiser (about 1 s; every torch training loop pays it), loading
-    numba and its typing registries (about 0.4 s), and loading (or, on an empty cache, compiling) the
-    kernels. ``background=True`` runs this in a daemon thread and returns it (``None`` when
-    ``SKLEARN_SNN_WARMUP=0``), for programs that load their data in the meantime; call it after the
-    imports of the main thread are done.
+    return sparse_wgrad
+
+
+def warm_up(background=False):
+    """Pay ahead the one-time cost of the compiled backend in a process: import numba and load from
+    the disk cache the kernels this machine's earlier processes used (the list :func:`note_kernels`
+    keeps; on a first run, with no list, numba alone). ``background=True`` does it in a daemon
+    thread and returns it (see :mod:`sklearn_snn.warmup`, which ``import sklearn_snn`` starts;
+    ``None`` when turned off).
 
     Examples
     --------
     >>> warm_up() is None
     True
     """
+    # the thread, and what os.fork() and the interpreter's exit need of it, live in the package
+    from .. import warmup
+
     if background:
-        if os.environ.get("SKLEARN_SNN_WARMUP", "1") == "0":
-            return None
-        th = threading.Thread(target=warm_up, name="sklearn-snn-warm-up", daemon=True)
-        th.start()
-        return th
-    import torch._dynamo  # noqa: F401 -- what torch.optim imports on its first use
-
-    nb = numba_kernels()
-    if nb is not None:
-        import numpy
-
-        x = numpy.zeros((1, 1, 1), numpy.float32)
-        nb.ser.leaky(x, numpy.ones(1, numpy.float32), x.copy(), False)
+        return warmup.start()
+    warmup.load_kernels()
     return None
+
+
+def reset_locks():
+    """New locks for the backend's loading (in a child after ``os.fork()``: see :mod:`sklearn_snn.warmup`)."""
+    global _LOAD_LOCK, _MODULE_LOCK
+    _LOAD_LOCK, _MODULE_LOCK = threading.Lock(), threading.Lock()
+
+
+_NOTED = [-1]                   # the kernel count of the last note_kernels() write
+WARM_LOADED = set()
+"""The kernels the warm-up loaded in this process (:func:`note_kernels` does not count them as used)."""
+WARM_MAX, WARM_AGE = 48, 10     # the list's length; processes an entry stays on it without a first use
+
+
+def warm_list_path():
+    """The file of the warm-up's kernel list in :func:`cache_dir` (one per numba version)."""
+    import numba
+
+    return os.path.join(cache_dir(), f"warm_up_numba{numba.__version__}.pkl")
+
+
+def _compiled(nb):
+    """The kernels compiled in this process: ``[(where, name, signature)]``, where is ``(build,)``
+    for the loops or the key of :func:`specialised` for a template's module."""
+    out = []
+    for build in ("par", "ser", "helpers"):
+        for name, fn in vars(getattr(nb, build)).items():
+            out.extend(((build,), name, sig) for sig in getattr(fn, "signatures", ()))
+    for key, mod in list(_MODULES.items()):
+        for name in ("forward", "backward"):
+            out.extend((key, name, sig) for sig in getattr(getattr(mod, name, None), "signatures", ()))
+    return out
+
+
+def note_kernels():
+    """Put the kernels this process loaded on the warm-up's list (what :func:`warm_up` loads in the
+    next processes; the trainer calls this when a ``fit`` ends, and it runs at exit). Does nothing
+    when the backend was not loaded or nothing new was loaded."""
+    if not _LOADED or _LOADED[0] is None:
+        return
+    import pickle
+
+    try:
+        mine = _compiled(_LOADED[0])
+        if len(mine) == _NOTED[0]:
+            return
+        path = warm_list_path()
+        old = {}
+        if os.path.exists(path):
+            with open(path, "rb") as f, contextlib.suppress(Exception):    # an unreadable list starts anew
+                old = dict(pickle.load(f))
+        # {entry: age}: 0 for what this process loaded itself (a first use), one more for the rest,
+        # so what no process has needed for WARM_AGE processes leaves the list
+        ages = {e: 0 for e in mine if e not in WARM_LOADED}
+        for e, age in old.items():
+            if e not in ages and age < WARM_AGE:
+                ages[e] = age + 1
+        tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
+        with open(tmp, "wb") as f:
+            pickle.dump(sorted(ages.items(), key=lambda item: item[1])[:WARM_MAX], f)
+        os.replace(tmp, path)
+        _NOTED[0] = len(mine)
+    except Exception:  # noqa: BLE001 -- the list is an optimisation: a read-only or odd cache skips it
+        return
+
+
+atexit.register(note_kernels)     # what ran after the last fit (predict) goes on the list too
 
 
 def _loops_module():

@@ -5,7 +5,8 @@ take :class:`SparseLinear`, which touches only the nonzeros; projections into fe
 rows (readouts) take :class:`NarrowLinear`; the others :class:`DenseLinear` (BLAS, the output in a
 pooled buffer while training) or plain ``torch.nn.functional.linear``. The sparse and narrow paths
 run loops of the compiled backend (:mod:`~sklearn_snn._core.numba_backend`) and are taken only when
-it is available.
+it is available; without it, mostly-zero inputs into many neurons take :class:`TorchSparseLinear`
+(embedding bags, torch ops only).
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ import torch
 from . import buffers
 from .numba_backend import as_numpy, kernels, numba_kernels
 
-__all__ = ["NARROW_MAX_OUT", "NARROW_MIN_ROWS", "SPARSE_DENSITY", "SPARSE_MIN_OUT", "WGRAD_BLOCK", "DenseLinear",
-           "NarrowLinear", "SparseLinear", "sparse_linear"]
+__all__ = ["NARROW_MAX_OUT", "NARROW_MIN_ROWS", "SPARSE_DENSITY", "SPARSE_MIN_OUT", "TORCH_SPARSE_MIN_OUT",
+           "WGRAD_BLOCK", "DenseLinear", "NarrowLinear", "SparseLinear", "TorchSparseLinear", "sparse_linear"]
 
 _buf = buffers.empty       # a CPU buffer for the kernels: from the reuse pool while training (pooled)
 
@@ -129,6 +130,76 @@ class NarrowLinear(torch.autograd.Function):
         return gx, gw, gb
 
 
+TORCH_SPARSE_MIN_OUT = 128
+"""Without the compiled backend, projections into at least this many neurons of a mostly-zero
+input take :class:`TorchSparseLinear`: finding the nonzeros in torch ops costs about what a dense
+product into 64-128 neurons does (measured, 6400 x 700 spikes at 10%, one thread: ``nonzero``
+about 10 ms, the dense forward and weight gradient 27 ms each into 256 neurons, the
+``embedding_bag`` forward 5 ms and weight gradient 8 ms)."""
+
+
+class TorchSparseLinear(torch.autograd.Function):
+    """``x @ W.T + b`` for a mostly-zero ``x`` (N, F) in torch ops (no compiled backend needed).
+
+    The nonzeros of ``x`` (flat indices ``flat``, row-major) are bags of rows of ``W.T``: the
+    forward pass is one ``embedding_bag`` (sum, weighted by the values unless every nonzero is 1).
+    The weight gradient ``G.T @ x`` is another: the nonzeros regrouped by column (a stable
+    argsort), each column summing the rows of ``G`` at its nonzeros. The input gradient (when the
+    input needs one) is the dense ``G @ W``.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, flat, binary):
+        N, F = x.shape
+        rows = torch.div(flat, F, rounding_mode="floor")
+        cols = flat - rows * F
+        offsets = torch.zeros(N, dtype=flat.dtype)
+        torch.cumsum(torch.bincount(rows, minlength=N)[:-1], 0, out=offsets[1:])
+        vals = None if binary else torch.index_select(x.detach().reshape(-1), 0, flat)
+        out = torch.nn.functional.embedding_bag(cols, weight.detach().t().contiguous(), offsets, mode="sum",
+                                                per_sample_weights=vals)
+        if bias is not None:
+            out.add_(bias.detach())
+        ctx.save_for_backward(rows, cols, vals, weight)
+        ctx.shape, ctx.has_bias = (N, F), bias is not None
+        return out
+
+    @staticmethod
+    def backward(ctx, G):
+        rows, cols, vals, weight = ctx.saved_tensors
+        gx = gw = gb = None
+        if ctx.needs_input_grad[0]:
+            gx = G @ weight.detach()
+        if ctx.needs_input_grad[1]:
+            F = ctx.shape[1]
+            key = cols.to(torch.int32) if F < 2 ** 31 else cols
+            perm = torch.argsort(key, stable=True)
+            offsets = torch.zeros(F, dtype=rows.dtype)
+            torch.cumsum(torch.bincount(cols, minlength=F)[:-1], 0, out=offsets[1:])
+            gwT = torch.nn.functional.embedding_bag(
+                torch.index_select(rows, 0, perm), G.contiguous(), offsets, mode="sum",
+                per_sample_weights=None if vals is None else torch.index_select(vals, 0, perm))
+            gw = gwT.t()
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            gb = G.sum(0)
+        return gx, gw, gb, None, None
+
+
+def _torch_sparse_linear(x, weight, bias, max_density):
+    """The projection of a mostly-zero ``x`` without the compiled backend (CPU); ``None`` when
+    ``x`` is too dense for it (the caller then runs the dense product)."""
+    x2 = x.reshape(-1, x.shape[-1])
+    probe = x2[:256]
+    if int(torch.count_nonzero(probe)) > 2 * max_density * probe.numel():
+        return None
+    flat = torch.nonzero(x2.reshape(-1) != 0).view(-1)
+    if flat.numel() > max_density * x2.numel():
+        return None
+    binary = bool(torch.index_select(x2.reshape(-1), 0, flat).eq(1).all())
+    out = TorchSparseLinear.apply(x2, weight, bias, flat, binary)
+    return out if x.dim() == 2 else out.reshape(*x.shape[:-1], weight.shape[0])
+
+
 def _linear_into(x, weight, bias, out):
     """``x @ weight.T + bias`` (2D ``x``) written into ``out``, no autograd."""
     w = weight.detach().t()
@@ -171,9 +242,10 @@ def _dense_linear(x, weight, bias, cpu):
 def sparse_linear(x, weight, bias=None, max_density=None):
     """``torch.nn.functional.linear`` that exploits a mostly-zero input (e.g. spikes) on CPU.
 
-    Falls back to the dense ``linear`` when the compiled backend is unavailable, the tensors are
-    not CPU float32/float64, or more than ``max_density`` (default :data:`SPARSE_DENSITY`) of the
-    input is nonzero. Both paths compute the same values (up to summation order).
+    Falls back to the dense ``linear`` when the tensors are not CPU float32/float64 or more than
+    ``max_density`` (default :data:`SPARSE_DENSITY`) of the input is nonzero. Without the compiled
+    backend the sparse path is :class:`TorchSparseLinear`, for at least
+    :data:`TORCH_SPARSE_MIN_OUT` outputs. All paths compute the same values (up to summation order).
 
     Examples
     --------
@@ -194,7 +266,12 @@ def sparse_linear(x, weight, bias=None, max_density=None):
     if cpu and x.shape[-1] >= 16 and weight.shape[0] >= SPARSE_MIN_OUT and max_density > 0:
         nb = numba_kernels()
     if nb is None:
-        return _dense_linear(x, weight, bias, cpu and numba_kernels() is not None)
+        if (cpu and x.shape[-1] >= 16 and weight.shape[0] >= TORCH_SPARSE_MIN_OUT
+                and max_density > 0 and x.is_contiguous()):
+            out = _torch_sparse_linear(x, weight, bias, max_density)
+            if out is not None:
+                return out
+        return _dense_linear(x, weight, bias, cpu)
     lead = x.shape[:-1]
     x2 = x.reshape(-1, x.shape[-1])
     if not x2.is_contiguous():

@@ -2,11 +2,16 @@
 
 ``ScanTorch`` runs a population of spiking neurons over all time steps of precomputed input
 currents ``x`` of shape ``(T, B, H)`` with torch ops (any device, any dtype). Autograd sees one node
-instead of ~10 per step: the forward keeps only the membrane before reset (float) and the spikes
-(bool) -- plus the adaptation variable for ``alif`` -- and the backward pass walks the adjoint
-recurrence of :mod:`~sklearn_snn._core.neurons` in reverse. Everything that does not depend on the
-reverse recurrence (surrogate derivatives, reset coefficients, weight and parameter gradients) is
-computed for all steps at once, so the per-step work is one fused op for the feed-forward LIF case.
+instead of ~10 per step: the forward keeps only the membrane before reset and the spikes (its own
+output, written as floats by the comparison) -- plus the adaptation variable for ``alif`` -- and the
+backward pass walks the adjoint recurrence of :mod:`~sklearn_snn._core.neurons` in reverse.
+Everything that does not depend on the reverse recurrence (surrogate derivatives, reset
+coefficients, weight and parameter gradients) is computed for all steps at once, so the per-step
+work is three ops forward (membrane, spike, reset) and one fused op backward for the feed-forward
+case with a detached reset; that backward builds ``dL/ds * surrogate`` in one buffer (in place for
+the fast sigmoid) and runs the adjoint over it in place. On CPU, while training, the
+whole-sequence buffers come from the reuse pool of :mod:`~sklearn_snn._core.buffers` (a fresh
+buffer costs its page faults on first touch, as much as the loop itself).
 
 The adjoint (``g*`` = gradient of the loss w.r.t. that quantity, ``sg_t`` the surrogate derivative at
 ``u_t - theta_t``)::
@@ -28,10 +33,12 @@ from __future__ import annotations
 
 import torch
 
+from . import buffers
 from .neurons import NeuronSpec, neuron_step
-from .surrogate import spike
+from .surrogate import SURROGATES, spike
 
-__all__ = ["LeakyTorch", "ScanTorch", "is_tensor", "param_grads", "reduce_to", "reference_scan", "scale_add"]
+__all__ = ["LeakyTorch", "ScanTorch", "is_tensor", "param_grads", "reduce_to", "reference_scan", "scale_add",
+           "seq_empty", "surrogate_times"]
 
 
 def is_tensor(v):
@@ -61,64 +68,97 @@ def reduce_to(grad, like):
 class ScanTorch(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, w_rec, beta, alpha, thr, v0, syn0, a0, s0, spec, deriv, slope, inplace, record):
-        T, B, H = x.shape
+        T = x.shape[0]
         cuba, alif, rec = spec.uses_synapse, spec.adaptive, w_rec is not None
+        subtract = spec.reset == "subtract"
         # inplace: the membrane overwrites the input current (step t reads x[t] before writing U[t])
-        U = x.detach() if inplace else torch.empty_like(x)
-        Sb = torch.empty((T, B, H), dtype=torch.bool, device=x.device)
-        A = torch.empty_like(x) if alif else None
-        neg_thr = -thr if is_tensor(thr) else torch.tensor(-thr, dtype=x.dtype, device=x.device)
+        # while training, the whole-sequence buffers on CPU come from the reuse pool (buffers.py):
+        # a fresh one costs its page faults on first touch, as much as the loop itself
+        pool = record and any(ctx.needs_input_grad[:5])
+        U = x.detach() if inplace else seq_empty(x, pool)
+        # the spikes are written as floats by the comparison itself (no bool copy to convert), and
+        # the per-step views are taken once (unbind) instead of indexing every step
+        S = seq_empty(x, pool)
+        A = seq_empty(x, pool) if alif else None
+        thr_c = thr if is_tensor(thr) else torch.tensor(thr, dtype=x.dtype, device=x.device)
+        xs, us, ss = x.detach().unbind(0), U.unbind(0), S.unbind(0)
+        vb = torch.empty_like(xs[0])          # the post-reset membrane, overwritten every step
         v, syn, a, s_prev = v0, syn0, a0, s0
         for t in range(T):
-            xt = x[t]
+            xt = xs[t]
             if rec:
                 xt = torch.addmm(xt, s_prev, w_rec)
             if cuba:
                 syn = scale_add(xt, syn, alpha)
                 xt = syn
-            u = scale_add(xt, v, beta, out=U[t])
+            u = scale_add(xt, v, beta, out=us[t])
+            s = ss[t]
             if alif:
                 A[t] = a
-                torch.ge(u, a * spec.adapt + thr, out=Sb[t])
+                torch.ge(u, a * spec.adapt + thr, out=s)
             else:
-                torch.ge(u, thr, out=Sb[t])
-            s = Sb[t]
-            v = torch.addcmul(u, s, neg_thr) if spec.reset == "subtract" else u.masked_fill(s, 0.0)
+                torch.ge(u, thr_c, out=s)
+            if not subtract:
+                v = torch.addcmul(u, u, s, value=-1.0, out=vb)           # u (1 - s), exactly
+            elif is_tensor(thr):
+                v = torch.addcmul(u, s, thr, value=-1.0, out=vb)
+            else:
+                v = torch.sub(u, s, alpha=thr, out=vb)
             if alif:
                 a = torch.add(a * spec.rho, s)
-            if rec:
-                s_prev = s.to(x.dtype)
-        S = Sb.to(x.dtype)
+            s_prev = s
         ctx.spec, ctx.deriv, ctx.slope = spec, deriv, slope
         ctx.params = (beta, alpha, thr)
         ctx.set_materialize_grads(False)      # no (T, B, H) zeros for the membrane's unused gradient
-        ctx.save_for_backward(w_rec, U, Sb, A, v0, syn0, a0, s0)
-        final = tuple(f.detach().clone() for f in (v, syn if cuba else v0, a if alif else v0,
-                                                    s_prev if rec else S[-1]))
+        ctx.save_for_backward(w_rec, U, S, A, v0, syn0, a0, s0)
+        final = tuple(f.detach().clone() for f in (v, syn if cuba else v0, a if alif else v0, s_prev))
         ctx.mark_non_differentiable(U, *final)
         return (S, U) + final
 
     @staticmethod
     def backward(ctx, gS, gU, *g_final):
-        w_rec, U, Sb, A, v0, syn0, a0, s0 = ctx.saved_tensors
+        w_rec, U, S, A, v0, syn0, _, s0 = ctx.saved_tensors
         spec, deriv, slope = ctx.spec, ctx.deriv, ctx.slope
         beta, alpha, thr = ctx.params
         T, B, H = U.shape
         cuba, alif, rec = spec.uses_synapse, spec.adaptive, w_rec is not None
         subtract, dr = spec.reset == "subtract", spec.detach_reset
+        need_params = any(ctx.needs_input_grad[2:5])
         if gS is None:
             gS = torch.zeros_like(U)
-        S = Sb.to(U.dtype)
         theta = (A * spec.adapt + thr) if alif else thr
-        SG = deriv(U - theta, slope)
+        simple = not (rec or alif) and dr and not need_params
         # dv_t/du_t and (without detach) dv_t/ds_t, for all steps at once
         q = 1.0 if subtract else 1.0 - S
         r = (-thr if subtract else -U) if not dr else None
-        D = q + r * SG if not dr else q
-        GU = torch.empty_like(U)
-        need_gs = alif or rec or (not dr) or ctx.needs_input_grad[4]
 
-        if not (rec or alif):
+        if simple:
+            # feed-forward with a detached reset: gu_t = gS_t sg_t + beta q_t gu_{t+1}; the
+            # product gS sg is built in one buffer that then takes the adjoint in place
+            GU = surrogate_times(gS, U, theta, deriv, slope)
+            SG = None
+            if isinstance(q, float) and not is_tensor(beta):
+                gus = GU.unbind(0)
+                gu = gus[T - 1]
+                for t in range(T - 2, -1, -1):
+                    gu = torch.add(gus[t], gu, alpha=beta, out=gus[t])
+            else:
+                DB = (q * beta) if not isinstance(q, float) else torch.as_tensor(beta, dtype=U.dtype).expand(B, H)
+                DB = DB.expand_as(U) if DB.dim() < 3 else DB
+                gus, dbs = GU.unbind(0), DB.unbind(0)
+                gu = gus[T - 1]
+                for t in range(T - 2, -1, -1):
+                    gu = torch.addcmul(gus[t], dbs[t], gu, out=gus[t])
+            GS = None
+        else:
+            SG = deriv(U - theta, slope)
+            D = q + r * SG if not dr else q
+            GU = seq_empty(U, True)
+            GS = None
+
+        if simple:
+            pass
+        elif not (rec or alif):
             C = gS * SG
             gu = torch.zeros_like(U[0])
             if isinstance(D, float) and not is_tensor(beta):
@@ -129,14 +169,13 @@ class ScanTorch(torch.autograd.Function):
                 DB = DB.expand_as(U) if DB.dim() < 3 else DB
                 for t in range(T - 1, -1, -1):
                     gu = torch.addcmul(C[t], DB[t], gu, out=GU[t])
-            GS = None
         else:
-            GS = torch.empty_like(U) if need_gs else None
+            GS = seq_empty(U, True) if ctx.needs_input_grad[4] else None   # read by the threshold gradient only
             gu = torch.zeros_like(U[0])
             ga = torch.zeros_like(U[0]) if alif else None
             gi_next = None
             gsyn = torch.zeros_like(U[0]) if cuba else None
-            GI = torch.empty_like(U) if cuba and rec else None
+            GI = seq_empty(U, True) if cuba and rec else None
             for t in range(T - 1, -1, -1):
                 gv = gu * beta
                 G = gS[t]
@@ -164,15 +203,16 @@ class ScanTorch(torch.autograd.Function):
                         gi_next = gsyn
                     else:
                         gi_next = gu
-        # synaptic filter: gi_t = gu_t + alpha * gi_{t+1}
+        # synaptic filter: gi_t = gu_t + alpha * gi_{t+1} (in place over GU when nothing reads it after)
         if cuba:
             if rec:
                 GX = GI
             else:
-                GX = torch.empty_like(U)
-                g = torch.zeros_like(U[0])
-                for t in range(T - 1, -1, -1):
-                    g = scale_add(GU[t], g, alpha, out=GX[t])
+                GX = GU if simple else seq_empty(U, True)
+                gus, gxs = GU.unbind(0), GX.unbind(0)
+                g = gus[T - 1] if simple else torch.zeros_like(U[0])
+                for t in range(T - 2 if simple else T - 1, -1, -1):
+                    g = scale_add(gus[t], g, alpha, out=gxs[t])
         else:
             GX = GU
 
@@ -181,13 +221,32 @@ class ScanTorch(torch.autograd.Function):
         if rec and ctx.needs_input_grad[1]:
             S_prev = torch.cat([s0.unsqueeze(0), S[:-1]], 0)
             grads[1] = S_prev.reshape(T * B, H).t() @ GX.reshape(T * B, H)
-        if any(ctx.needs_input_grad[2:5]):
+        if need_params:
             if GS is None and ctx.needs_input_grad[4]:
                 GV = torch.cat([GU[1:] * beta, torch.zeros_like(U[:1])], 0)
                 GS = gS if dr else gS + GV * r
             grads[2:5] = param_grads(ctx.needs_input_grad, U, S, GU, GX, GS, SG, v0, syn0,
                                       beta, alpha, thr, cuba, subtract)
         return tuple(grads)
+
+
+def seq_empty(like, pool):
+    """``torch.empty_like(like)``, from the CPU reuse pool of :mod:`~sklearn_snn._core.buffers`
+    when ``pool`` (training) and ``like`` is on CPU."""
+    if pool and like.device.type == "cpu":
+        return buffers.empty(like.shape, like.dtype)
+    return torch.empty(like.shape, dtype=like.dtype, device=like.device)
+
+
+def surrogate_times(g, U, theta, deriv, slope):
+    """``g * deriv(U - theta, slope)`` in one new buffer (in-place passes for the fast sigmoid)."""
+    D = torch.sub(U, theta, out=seq_empty(U, True))
+    if deriv is SURROGATES["fast_sigmoid"]:
+        # g / (1 + k |d|)^2: four in-place passes, no temporaries
+        D.abs_().mul_(slope).add_(1.0)
+        D.square_()
+        return torch.div(g, D, out=D)
+    return torch.mul(deriv(D, slope), g, out=D)
 
 
 def param_grads(needs, U, S, GU, GX, GS, SG, v0, syn0, beta, alpha, thr, cuba, subtract):
@@ -222,7 +281,7 @@ def reference_scan(x, spec: NeuronSpec, surrogate="fast_sigmoid", slope=10.0, w_
     z = x.new_zeros((B, H))
     v, syn, a, s = state if state is not None else (z, z, z, z)
     st = (v, syn, a)
-    fn = lambda d: spike(d, surrogate, slope)  # noqa: E731
+    fn = lambda d: spike(d, surrogate, slope)
     spikes, mems = [], []
     for t in range(T):
         xt = x[t] if w_rec is None else x[t] + s @ w_rec
@@ -257,3 +316,54 @@ class LeakyTorch(torch.autograd.Function):
             V_prev = torch.cat([torch.zeros_like(V[:1]), V[:-1]], 0)
             gbeta = reduce_to((G * V_prev).sum((0, 1)), beta)
         return G, gbeta
+
+
+# ---- hard winner-take-all forward (H1, issue #18; used by spiking_scan(wta=True)) ------------
+
+def wta_scan(x, w_rec, beta, alpha, thr, v0, syn0, a0, s0, spec: NeuronSpec):
+    """The scan of :class:`ScanTorch` with hard winner-take-all, forward only (no gradient).
+
+    Every step, at most one neuron per sample spikes: the one furthest above its threshold
+    (``u - theta``; the first on ties), and only if it is at or above it. Its own reset follows
+    ``spec.reset``, then the winner resets every membrane of its sample to 0 (lateral
+    inhibition). Everything else (recurrence, synapse, adaptation, per-neuron parameters) is the
+    scan's. Returns ``(S, U, v, syn, a, s)`` like ``ScanTorch.forward``.
+    """
+    if torch.is_grad_enabled() and any(is_tensor(p) and p.requires_grad for p in (x, w_rec, beta, alpha, thr)):
+        raise ValueError("spiking_scan(wta=True) runs forward only (the winner choice has no gradient): call it "
+                         "under torch.no_grad() or pass tensors that do not require grad.")
+    with torch.no_grad():
+        T, B, H = x.shape
+        cuba, alif, rec = spec.uses_synapse, spec.adaptive, w_rec is not None
+        U, S = torch.empty_like(x), torch.empty_like(x)
+        # the first of the maxima has the largest rank (H .. 1). Only float ops into reused buffers
+        # in the loop: on CPU, argmax, comparisons to bool and bool-to-float conversions are ~10x
+        # slower than these, and fresh (B, H) tensors every step cost page faults.
+        rank = torch.arange(H, 0, -1, dtype=x.dtype, device=x.device)
+        z, key = x.new_empty((B, H)), x.new_empty((B, H))
+        top, fire, keep = (x.new_empty((B, 1)) for _ in range(3))
+        v, a = v0.clone(), a0.clone() if alif else a0
+        syn, s = syn0, s0
+        for t in range(T):
+            xt = x[t]
+            if rec:
+                xt = torch.addmm(xt, s, w_rec)
+            if cuba:
+                syn = scale_add(xt, syn, alpha)
+                xt = syn
+            u = scale_add(xt, v, beta, out=U[t])
+            if alif:
+                torch.sub(u, torch.mul(a, spec.adapt, out=z).add_(thr), out=z)
+            else:
+                torch.sub(u, thr, out=z)
+            torch.amax(z, -1, keepdim=True, out=top)
+            torch.sign(top, out=fire).add_(1.0).clamp_(max=1.0)        # 1 where top >= 0 (a winner)
+            torch.sign(z.sub_(top), out=key).add_(1.0).mul_(rank)      # rank where z == top, else 0
+            key.sub_(torch.amax(key, -1, keepdim=True, out=top))
+            s = torch.mul(torch.sign(key, out=key).add_(1.0), fire, out=S[t])   # one-hot, first maximum
+            # the winner's own reset (zero or subtract) is overwritten: it resets its whole sample
+            torch.mul(u, torch.neg(fire, out=keep).add_(1.0), out=v)
+            if alif:
+                a.mul_(spec.rho).add_(s)
+        return S, U, v, syn if cuba else v0, a if alif else v0, s
+# ---- end of the hard winner-take-all forward ------------------------------------------------

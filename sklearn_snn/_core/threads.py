@@ -8,19 +8,20 @@ compiled kernels of :mod:`~sklearn_snn._core.numba_backend`). The rules:
 - The compiled kernels follow torch: :func:`kernel_threads` gives them torch's thread count
   (capped by numba's pool) and runs them in parallel only from the main thread, so no threading
   layer ever sees nested or concurrent launches; other threads take the serial builds.
-- :func:`start_numba_pool` starts numba's pool once, with a passive wait policy, without changing
-  torch's thread count.
+- :func:`start_numba_pool` starts numba's pool once, from the main thread (the first parallel
+  kernel call starts it), with a passive wait policy, without changing torch's thread count.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from contextlib import contextmanager
 
 import torch
 
-__all__ = ["kernel_threads", "start_numba_pool", "torch_threads"]
+__all__ = ["kernel_threads", "pool_started", "start_numba_pool", "torch_threads"]
 
 
 @contextmanager
@@ -44,14 +45,24 @@ def torch_threads(n):
         torch.set_num_threads(old)
 
 
+_POOL = []          # [True] once numba's pool was started
+
+
 def kernel_threads(numba):
     """Threads for a compiled kernel called from this thread: torch's count, capped by numba's pool,
     set as numba's count; 1 (the serial builds) off the main thread."""
     n = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
     if n == 1 or threading.current_thread() is not threading.main_thread():
         return 1
+    if not _POOL:
+        start_numba_pool(numba)      # not yet started when a background warm-up loaded numba
     numba.set_num_threads(n)
     return n
+
+
+def pool_started():
+    """Whether :func:`start_numba_pool` ran in this process."""
+    return bool(_POOL)
 
 
 def start_numba_pool(numba):
@@ -63,17 +74,20 @@ def start_numba_pool(numba):
     S2: 109 ms per step instead of 56 ms). ``OMP_WAIT_POLICY`` is read once, when that runtime
     loads, so it is set only around that moment (unless the user chose a policy) and restored.
     """
+    if _POOL:
+        return
+    _POOL.append(True)
     key = "OMP_WAIT_POLICY"
     had = key in os.environ
     if not had:
         os.environ[key] = "PASSIVE"
     n_torch = torch.get_num_threads()
     try:
-        from numba.np.ufunc import parallel as _parallel
+        # a pool that cannot start leaves the serial kernels usable
+        with contextlib.suppress(Exception):
+            from numba.np.ufunc import parallel as _parallel
 
-        _parallel._launch_threads()
-    except Exception:  # noqa: BLE001 -- a pool that cannot start leaves the serial kernels usable
-        pass
+            _parallel._launch_threads()
     finally:
         if not had:
             os.environ.pop(key, None)

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from . import buffers as _buffers
+from . import optimizers
 
 
 class StopTraining(Exception):  # noqa: N818 (a signal, like StopIteration)
@@ -79,17 +80,15 @@ def make_optimizer(module, cfg: TrainConfig, params=None):
     """Adam (default), AdamW, SGD (Nesterov momentum) or Adam with hypergradient learning rate."""
     params = list(module.parameters()) if params is None else params
     lr, wd = cfg.learning_rate_init, cfg.alpha
-    if cfg.solver in ("adam", "adamw"):
-        cls = torch.optim.Adam if cfg.solver == "adam" else torch.optim.AdamW
-        # the fused step (one kernel for all parameters: 148 -> 48 us a step for a 64-128-10
-        # network on CPU) where this torch has it for these tensors (CPU from torch 2.4), the
-        # per-tensor step otherwise; the two agree to float rounding
-        try:
-            return cls(params, lr=lr, weight_decay=wd, fused=True)
-        except (RuntimeError, TypeError, ValueError):
-            return cls(params, lr=lr, weight_decay=wd)
+    # the package's own optimisers (_core/optimizers.py): torch.optim's updates (the fused Adam
+    # step on CPU), without the import of torch's compiler that torch.optim's first use costs
+    # (about 1.1 s of the first fit of a process)
+    if cfg.solver == "adam":
+        return optimizers.Adam(params, lr=lr, weight_decay=wd)
+    if cfg.solver == "adamw":
+        return optimizers.AdamW(params, lr=lr, weight_decay=wd)
     if cfg.solver == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0, weight_decay=wd)
+        return optimizers.SGD(params, lr=lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0, weight_decay=wd)
     if cfg.solver in ("adam-hd", "sgd-hd"):
         from .hypergradient import HypergradientOptimizer
 
@@ -418,6 +417,10 @@ def gradient_epochs(module, state: TrainState, X, y, step, cfg: TrainConfig, n_e
     def on_end(state):
         # the kernels' reused whole-sequence buffers do not outlive training
         _buffers.release()
+        # the kernels this fit loaded go on the list the next process's warm-up loads
+        from .numba_backend import note_kernels
+
+        note_kernels()
         if stopping.key == "val_score" and state.best_params is not None:
             module.load_state_dict(state.best_params)
 
