@@ -16,9 +16,9 @@ turns job by job, so both see the same machine load. What runs, with small setti
 
 Usage::
 
-    git archive 91dbb98 | tar -x -C /tmp/before      # a tree to compare with
-    OMP_NUM_THREADS=1 python benchmarks/before_after.py --before /tmp/before --after .
-    OMP_NUM_THREADS=1 python benchmarks/before_after.py --before /tmp/before --after . --only speed surrogate
+    git archive 91dbb98 | tar -x -C ../before        # a tree to compare with
+    OMP_NUM_THREADS=1 python benchmarks/before_after.py --before ../before --after .
+    OMP_NUM_THREADS=1 python benchmarks/before_after.py --before ../before --after . --only speed surrogate
 
 Prints a table (before, after, after/before) and the command that reproduces it; ``--json``
 writes the raw figures.
