@@ -25,6 +25,10 @@ first when that is not a ``cold`` one):
   trainer had them before issue 20 (their first use imports ``torch._dynamo``, about 1.1 s).
 - ``torch``: the pure-torch path (``SKLEARN_SNN_NUMBA=0``), for reference.
 
+These 1-epoch fits are small: on kernels not compiled yet, ``'auto'`` runs them on the torch loops
+(``kernels.worth_compiling``), so ``cold`` costs no compilation. ``--compiled`` sets
+``SKLEARN_SNN_NUMBA=1`` in the numba states: the first-call cost of a fit large enough to compile.
+
 Run: ``python benchmarks/first_call.py`` (``--cases digits spikes``, ``--states ...``,
 ``--repeats N``, ``--threads N``, ``--io S``). The figure that matters is first-minus-second per
 row; absolute seconds depend on the machine and its load (printed).
@@ -121,12 +125,16 @@ def main():
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--io", type=float, default=0.0,
                    help="seconds the child sleeps between loading the data and the fits (the user's data loading)")
+    p.add_argument("--compiled", action="store_true",
+                   help="SKLEARN_SNN_NUMBA=1 in the numba states: the compiled kernels even for these small fits "
+                        "(the first-call cost of a fit large enough to compile; by default 'auto' runs them on the "
+                        "torch loops where the kernels are not compiled yet, see kernels.worth_compiling)")
     a = p.parse_args()
     if a.child:
         child(a.child, a.threads)
         return
     print(f"command: python benchmarks/first_call.py --cases {' '.join(a.cases)} --states {' '.join(a.states)} "
-          f"--repeats {a.repeats} --threads {a.threads} --io {a.io}")
+          f"--repeats {a.repeats} --threads {a.threads} --io {a.io}{' --compiled' if a.compiled else ''}")
     print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     hdr = (f"{'case':8s} {'state':11s} {'import':>7s} {'data':>6s} {'fit1':>7s} {'fit2':>7s} {'first-cost':>10s} "
            f"{'total':>7s} {'dynamo':>6s}")
@@ -137,6 +145,8 @@ def main():
             base = dict(os.environ, FIRST_CALL_IO=str(a.io), OMP_NUM_THREADS=str(a.threads),
                         SKLEARN_SNN_KERNEL_CACHE=os.path.join(tmp, "k"), NUMBA_CACHE_DIR=os.path.join(tmp, "n"))
             base.pop("SKLEARN_SNN_NUMBA", None)
+            if a.compiled:
+                base["SKLEARN_SNN_NUMBA"] = "1"     # the torch state sets 0 over it
             base.pop("SKLEARN_SNN_WARMUP", None)
             try:
                 if not a.states[0].startswith("cold") and a.states[0] != "torch":

@@ -12,3 +12,9 @@ from ._core.numba_backend import warm_up  # noqa: E402
 
 __all__ = ["ConvertedSNN", "EventPropClassifier", "EvolvedSNN", "MetaSNNClassifier", "SNNArchitectureSearch", "STDPTransformer", "SurrogateSNNClassifier",
            "SurrogateSNNRegressor", "load", "save", "warm_up", "__version__"]
+
+# load the compiled kernels the last processes used in a daemon thread while the program goes on
+# (sklearn_snn.warmup; SKLEARN_SNN_WARMUP=0 turns it off)
+from .warmup import start as _start_warm_up  # noqa: E402
+
+_start_warm_up()

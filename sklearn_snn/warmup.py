@@ -8,6 +8,10 @@ the kernel being loaded and reuses what is loaded. What it loads is what this ma
 processes used (the list kept in the kernel cache directory, see
 :func:`~sklearn_snn._core.numba_backend.note_kernels`).
 
+It loads nothing when no earlier process compiled a kernel (no list: numba is not even imported),
+and it stops when a ``fit`` epoch starts (that fit loads what it uses; the thread would take GIL
+time from it).
+
 Set ``SKLEARN_SNN_WARMUP=0`` to turn it off (the kernels then load on first use, as before); with
 ``SKLEARN_SNN_NUMBA=0`` or without numba installed nothing starts. ``os.fork()`` waits for the
 kernel being loaded (the child starts without the thread and loads what it needs itself).
@@ -60,7 +64,7 @@ def _quietly():
 def load_kernels():
     """Import numba and load the kernels of the warm-up list
     (:func:`~sklearn_snn._core.numba_backend.note_kernels`), one at a time; on the first run, with
-    no list yet, numba and its typing only. From any thread: a ``fit`` running meanwhile waits for
+    no list yet, nothing (numba is not even imported). From any thread: a ``fit`` running meanwhile waits for
     the kernel being loaded and reuses it. Returns the number of kernels loaded.
 
     Examples
@@ -68,8 +72,12 @@ def load_kernels():
     >>> load_kernels() >= 0
     True
     """
-    from ._core import numba_backend
+    from ._core import kernels, numba_backend
 
+    if not kernels.listed_families() or kernels.FITTING:
+        # nothing compiled on this machine yet: nothing to load, and numba is not imported (a
+        # first fit too small to repay compiling runs the torch loops; see worth_compiling)
+        return 0
     with _GATE:
         nb = numba_backend.numba_kernels()
     if nb is None:
@@ -77,8 +85,8 @@ def load_kernels():
     n = 0
     for load in _loaders(nb, numba_backend):
         with _GATE:               # one kernel at a time: a fork waits at most for the current one
-            if _EXITING:
-                break
+            if _EXITING or kernels.FITTING:
+                break       # a fit runs: it loads what it uses (GIL time taken from it otherwise)
             with contextlib.suppress(Exception):   # a stale entry (another template or numba) is skipped
                 load()
                 n += 1

@@ -81,3 +81,98 @@ def test_compiled_loops_load_from_the_shared_cache():
     x = torch.randn(5, 3, 4, dtype=torch.float64)
     torch.testing.assert_close(kernels.leaky_integrate(x, 0.7, backend="numba"),
                                kernels.leaky_integrate(x, 0.7, backend="torch"))
+
+
+# ---- the compile rule: backend='auto' runs the torch loops where compiling would not pay ----------
+
+@pytest.fixture
+def fresh_rule(monkeypatch, tmp_path):
+    """An empty kernel cache (no warm-up list: nothing compiled on this 'machine') and no decisions yet."""
+    monkeypatch.setenv("SKLEARN_SNN_KERNEL_CACHE", str(tmp_path))
+    monkeypatch.delenv("SKLEARN_SNN_NUMBA", raising=False)
+    monkeypatch.setattr(kernels, "_CHOSEN", set())
+    monkeypatch.setattr(kernels, "_CHOSEN_TORCH", set())
+    monkeypatch.setitem(kernels.COMPILE_MIN_WORK, "scan", 125)
+    return tmp_path
+
+
+LIF = NeuronSpec("lif", beta=0.8)
+
+
+def _scan(calls=None, backend="auto", spec=LIF):
+    x = (torch.linspace(0, 3, 5 * 2 * 4).reshape(5, 2, 4) - 0.5).requires_grad_()   # work 5 + 40/12000
+    if calls is None:
+        s, u, _ = kernels.spiking_scan(x, spec, backend=backend)
+    else:
+        with kernels.fit_work(calls):
+            s, u, _ = kernels.spiking_scan(x, spec, backend=backend)
+    (g,) = torch.autograd.grad((s * torch.arange(4.0)).sum(), x)
+    return type(s.grad_fn).__name__, s.detach(), u, g
+
+
+@needs_numba
+def test_a_small_fit_runs_torch_a_large_one_compiles(fresh_rule):
+    small = _scan(calls=24)           # 24 x 5.0033 = 120.1 < 125
+    assert small[0] == "ScanTorchBackward"
+    assert _scan()[0] == "ScanTorchBackward"       # after the fit (predict): the same choice, work 5
+    large = _scan(calls=25)           # 25 x 5.0033 = 125.1: compiling pays; then it stays compiled
+    assert large[0] == "ScanCompiledBackward"
+    assert _scan(calls=1)[0] == "ScanCompiledBackward" and _scan()[0] == "ScanCompiledBackward"
+    # the same values either way (up to float rounding)
+    assert torch.equal(small[1], large[1])
+    torch.testing.assert_close(small[2], large[2])
+    torch.testing.assert_close(small[3], large[3])
+
+
+@needs_numba
+def test_the_rule_gives_way_to_the_cache_and_to_forcing(fresh_rule, monkeypatch):
+    import pickle
+
+    import numba
+
+    assert _scan()[0] == "ScanCompiledBackward"                      # outside a fit: as before
+    assert _scan(calls=2, backend="numba")[0] == "ScanCompiledBackward"    # a named backend
+    monkeypatch.setenv("SKLEARN_SNN_NUMBA", "1")
+    assert _scan(calls=2)[0] == "ScanCompiledBackward"               # always compiled
+    monkeypatch.delenv("SKLEARN_SNN_NUMBA")
+    alif = NeuronSpec("alif", beta=0.8)
+    assert _scan(calls=2, spec=alif)[0] == "ScanTorchBackward"
+    # an earlier process compiled this family (it is on the warm-up list): loading it pays sooner
+    flags = {"alif": True, "cuba": False, "inplace": False, "parallel": False, "rec": False, "saveq": True,
+             "subtract": True}
+    with open(fresh_rule / f"warm_up_numba{numba.__version__}.pkl", "wb") as f:
+        pickle.dump([((("fwd", *sorted(flags.items())), "forward", ()), 0)], f)
+    # (loading costs a tenth of compiling: 2 x 5.0033 < 12.5 <= 3 x 5.0033)
+    assert _scan(calls=2, spec=alif)[0] == "ScanTorchBackward"
+    assert _scan(calls=3, spec=alif)[0] == "ScanCompiledBackward"
+    assert _scan(calls=2, spec=NeuronSpec("lif", beta=0.8, reset="zero"))[0] == "ScanTorchBackward"
+
+
+def test_a_small_fit_on_an_empty_cache_compiles_no_scan(tmp_path):
+    import subprocess
+    import textwrap
+
+    code = textwrap.dedent("""
+        import json, sys, numpy as np
+        from sklearn_snn import SurrogateSNNClassifier
+        from sklearn_snn._core import numba_backend as nbk
+        rng = np.random.default_rng(0)
+        X, y = rng.random((60, 6)), np.arange(60) % 3
+        p = SurrogateSNNClassifier(hidden_layer_sizes=(16,), max_iter=2, random_state=0).fit(X, y).predict_proba(X)
+        print(json.dumps([sorted(k[0] for k in nbk._MODULES), p.round(4).tolist()]))
+    """)
+    res = []
+    for numba_env in ("auto", "1"):
+        env = dict(os.environ, SKLEARN_SNN_KERNEL_CACHE=str(tmp_path / numba_env / "k"), SKLEARN_SNN_WARMUP="0",
+                   NUMBA_CACHE_DIR=str(tmp_path / numba_env / "n"), OMP_NUM_THREADS="1")
+        env.pop("SKLEARN_SNN_NUMBA", None)
+        if numba_env == "1":
+            env["SKLEARN_SNN_NUMBA"] = "1"
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300,
+                             check=False)
+        assert out.returncode == 0, out.stderr[-2000:]
+        res.append(__import__("json").loads(out.stdout.strip().splitlines()[-1]))
+    assert res[0][0] == []                  # 60 samples x 2 epochs: no scan kernel compiled
+    if HAVE_NUMBA:
+        assert res[1][0] == ["bwd", "fwd"]  # SKLEARN_SNN_NUMBA=1: compiled
+        assert abs(__import__("numpy").array(res[0][1]) - res[1][1]).max() < 1e-3

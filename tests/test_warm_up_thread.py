@@ -42,8 +42,10 @@ def stats():
 
 def _run(code, cache, env=None, timeout=240):
     full = dict(os.environ, SKLEARN_SNN_KERNEL_CACHE=str(cache / "k"), NUMBA_CACHE_DIR=str(cache / "n"),
-                OMP_NUM_THREADS="1", **(env or {}))
+                OMP_NUM_THREADS="1")
     full.pop("SKLEARN_SNN_NUMBA", None)
+    full.setdefault("SKLEARN_SNN_NUMBA", "1")   # these tiny fits compile (not the small-fit torch rule)
+    full.update(env or {})
     out = subprocess.run([sys.executable, "-c", _FIT + textwrap.dedent(code)], env=full, capture_output=True,
                          text=True, timeout=timeout, check=False)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -191,3 +193,35 @@ def test_the_list_forgets_what_no_process_uses(filled):
     n_used, n_loaded, fresh, n_after, ages = _last_json(out)
     # this process's own kernels are fresh (age 0), all loaded already; the stale entry is gone
     assert n_used >= 5 and fresh and n_loaded == n_used and n_after == n_used and ages
+
+
+def test_import_starts_the_warm_up_unless_turned_off(filled):
+    cache, ref = filled
+    code = """
+        th = [t for t in threading.enumerate() if t.name == "sklearn-snn-warm-up"]
+        t0 = time.perf_counter()
+        got = fit()
+        print(json.dumps([len(th), th[0].daemon if th else None, "numba" in sys.modules, got]))
+    """
+    n, daemon, _, got = _last_json(_run(code, cache, {"SKLEARN_SNN_WARMUP": "1"}))
+    assert (n, daemon) == (1, True) and got == ref
+    n, daemon, numba_seen, _ = _last_json(_run(code.replace("got = fit()", "got = None"), cache,
+                                               {"SKLEARN_SNN_WARMUP": "0"}))
+    assert (n, daemon, numba_seen) == (0, None, False)
+
+
+def test_an_exit_right_after_the_import_is_clean(filled, tmp_path):
+    # the thread imports numba and loads kernels (filled cache), or does nothing (empty cache, no
+    # numba import), while the interpreter exits: no error either way
+    for cache in (filled[0], tmp_path):
+        full = dict(os.environ, SKLEARN_SNN_KERNEL_CACHE=str(cache / "k"), NUMBA_CACHE_DIR=str(cache / "n"),
+                    OMP_NUM_THREADS="1", SKLEARN_SNN_WARMUP="1")
+        full.pop("SKLEARN_SNN_NUMBA", None)
+        out = subprocess.run([sys.executable, "-c", "import sklearn_snn; print('ok')"], env=full,
+                             capture_output=True, text=True, timeout=120, check=False)
+        assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+        assert "Traceback" not in out.stderr and "Fatal" not in out.stderr, out.stderr[-2000:]
+    code = "import sys, time, sklearn_snn; time.sleep(1.0); print('numba' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], env=full, capture_output=True, text=True, timeout=120,
+                         check=False)
+    assert out.stdout.strip() == "False", out.stderr[-2000:]    # empty cache: numba not imported

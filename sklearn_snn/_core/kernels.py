@@ -14,17 +14,37 @@ for CPU float32/float64 tensors, when numba is installed). :func:`select_backend
 call: ``backend='auto'`` takes the highest-priority backend that accepts the arguments and is
 available, a name forces that backend (an error when it cannot run). ``SKLEARN_SNN_NUMBA=0``
 disables the compiled one. Thread policy is in :mod:`~sklearn_snn._core.threads`.
+
+When compiling pays. Compiling a kernel costs seconds once per machine (then it loads from the disk
+cache), so ``'auto'`` on CPU runs the torch loops instead for a fit whose whole work is too small to
+repay the compilation of kernels not yet compiled here:
+:func:`worth_compiling` (for the scan, the fit's minibatch steps x
+(T + T B H / 12000) against :data:`COMPILE_MIN_WORK`; the trainer
+declares the steps).
+Both backends compute the same values (up to float rounding); a named backend,
+``SKLEARN_SNN_NUMBA=1`` (always compiled) and ``SKLEARN_SNN_NUMBA=0`` (never) bypass the rule.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import threading
 from collections.abc import Callable
+from importlib import metadata
 from typing import Any, NamedTuple
 
 import torch
 
 from .neurons import NeuronSpec
-from .numba_backend import LeakyCompiled, ScanCompiled, leaky_ok, numba_kernels, scan_ok
+from .numba_backend import (
+    LeakyCompiled,
+    ScanCompiled,
+    cache_dir,
+    leaky_ok,
+    numba_kernels,
+    scan_ok,
+)
 from .projections import (
     NARROW_MAX_OUT,
     NARROW_MIN_ROWS,
@@ -35,9 +55,9 @@ from .projections import (
 from .scan_torch import LeakyTorch, ScanTorch, is_tensor, reference_scan, wta_scan
 from .surrogate import get_surrogate
 
-__all__ = ["NARROW_MAX_OUT", "NARROW_MIN_ROWS", "SPARSE_DENSITY", "SPARSE_MIN_OUT", "Backend", "backend_names",
-           "leaky_integrate", "reference_scan", "register_backend", "select_backend", "sparse_linear",
-           "spiking_scan"]
+__all__ = ["COMPILE_MIN_WORK", "NARROW_MAX_OUT", "NARROW_MIN_ROWS", "SPARSE_DENSITY", "SPARSE_MIN_OUT", "Backend", "backend_names", "fit_work",
+           "leaky_integrate", "listed_families", "reference_scan", "register_backend", "select_backend", "sparse_linear",
+           "spiking_scan", "worth_compiling"]
 
 
 # ---- backend registry -------------------------------------------------------------------------
@@ -115,6 +135,106 @@ register_backend("scan", "torch", ScanTorch)
 register_backend("scan", "numba", ScanCompiled, ok=scan_ok, **_NUMBA)
 register_backend("leaky", "torch", LeakyTorch)
 register_backend("leaky", "numba", LeakyCompiled, ok=leaky_ok, **_NUMBA)
+
+
+# ---- when compiling pays (the rule of backend='auto' for kernels not yet compiled here) ----------
+
+COMPILE_MIN_WORK = {"scan": 2e5, "leaky": 3e4, "sparse_project": 5e8, "narrow_gx": 5e8}
+"""The work below which ``backend='auto'`` runs the torch loops rather than compile a kernel not in the
+kernel cache yet (:func:`worth_compiling`), over the whole fit: scan, T + T B H / 12000 (compiling its
+forward and backward costs 1-1.5 s; it saves 2-11 us a step, 0.1-1.3 ns a neuron-step); leaky
+readout, steps (0.2-0.7 s; about 20 us a step); projections, input elements (sparse loops 2-3 s;
+about 4 ns an element). Measured on the 2-core machine (``benchmarks/first_call.py --compiled``)."""
+_SCOPE, _LISTED = threading.local(), [None, frozenset()]    # a fit's steps; ((path, mtime), listed families)
+FITTING = []                    # one entry per fit epoch running (any thread)
+_CHOSEN, _CHOSEN_TORCH = set(), set()   # families this process runs compiled (stays) / a fit ran on torch
+
+
+@contextlib.contextmanager
+def fit_work(calls):
+    """Within: this thread's compiled-kernel decisions (:func:`worth_compiling`) count each call
+    ``calls`` times (the minibatch steps left in the fit; the trainer sets it)."""
+    prev = getattr(_SCOPE, "calls", None)
+    _SCOPE.calls = max(1, int(calls))
+    FITTING.append(calls)       # the background warm-up stops loading while a fit runs (sklearn_snn.warmup)
+    try:
+        yield
+    finally:
+        _SCOPE.calls = prev
+        FITTING.pop()
+
+
+def listed_families():
+    """The kernel families on the warm-up list (what this machine's earlier processes compiled), read
+    without importing numba; empty without numba or a list.
+
+    Examples
+    --------
+    >>> isinstance(listed_families(), frozenset)
+    True
+    """
+    try:
+        version = _LISTED[2] if len(_LISTED) > 2 else _LISTED.append(metadata.version("numba")) or _LISTED[2]
+        path = os.path.join(cache_dir(), f"warm_up_numba{version}.pkl")
+        key = (path, os.stat(path).st_mtime_ns)
+    except Exception:  # noqa: BLE001 -- no numba, no list: nothing compiled here yet
+        return frozenset()
+    if _LISTED[0] != key:
+        import pickle
+
+        class Stub:      # numba's signature types, unpickled without importing numba (the warm-up
+            def __init__(self, *a, **k):      # thread may be importing it: no concurrent import)
+                pass
+
+            def __setstate__(self, state):
+                pass
+
+        class NoNumba(pickle.Unpickler):
+            def find_class(self, module, name):
+                return Stub if module.split(".")[0] in ("numba", "llvmlite") else super().find_class(module, name)
+
+        fams = set()
+        with contextlib.suppress(Exception), open(path, "rb") as f:
+            for (where, name, _), _age in NoNumba(f).load():
+                if where[0] == "fwd":
+                    fl = dict(where[1:])
+                    fams.add(("scan", fl["rec"], fl["cuba"], fl["alif"], fl["subtract"]))
+                else:
+                    fams.add((name.rsplit("_", 1)[0] if name.endswith(("_ser", "_par")) else name,))
+        _LISTED[:2] = [key, frozenset(fams)]
+    return _LISTED[1]
+
+
+def worth_compiling(family, work):
+    """Whether ``backend='auto'`` runs the compiled kernels of ``family`` for a call of ``work``.
+
+    Yes when already run here, outside a fit (:func:`fit_work`) unless a fit here chose torch for
+    them, with ``SKLEARN_SNN_NUMBA=1``, or when ``work`` times the fit's steps left reaches
+    :data:`COMPILE_MIN_WORK` (a tenth of it when an earlier process compiled them: on the warm-up
+    list, :func:`listed_families`, loading them is cheaper); otherwise the torch loops
+    (the same values up to float rounding) cost this fit less than compiling. It depends on the
+    arguments and the kernel cache only (not on timing); a "yes" stays. ``family``: ``('scan', rec,
+    cuba, alif, subtract)``, ``('leaky',)``, ``('sparse_project',)`` or ``('narrow_gx',)``.
+
+    Examples
+    --------
+    >>> COMPILE_MIN_WORK["example"] = 1000       # a family no process compiled: 10 steps of 50 or 200
+    >>> with fit_work(calls=10):
+    ...     worth_compiling(("example",), work=50), worth_compiling(("example",), work=200)
+    (False, True)
+    >>> del COMPILE_MIN_WORK["example"]
+    """
+    if family in _CHOSEN or os.environ.get("SKLEARN_SNN_NUMBA") == "1":
+        return True
+    calls = getattr(_SCOPE, "calls", None)
+    if calls is None and family not in _CHOSEN_TORCH:
+        return True             # outside a fit, as before the rule: compiled
+    # listed: loading from the disk cache (and importing numba) costs about a tenth of compiling
+    if work * (calls or 1) >= COMPILE_MIN_WORK[family[0]] * (0.1 if family in listed_families() else 1.0):
+        _CHOSEN.add(family)
+        return True
+    _CHOSEN_TORCH.add(family)
+    return False
 
 
 # ---- entry points -----------------------------------------------------------------------------
@@ -200,6 +320,9 @@ def spiking_scan(x, spec: NeuronSpec, surrogate="fast_sigmoid", slope=10.0, w_re
             select_backend("scan", backend, x, w_rec, (beta, alpha, thr))  # an unknown name: its error
         out = wta_scan(x, w_rec, beta, alpha, thr, v0, syn0, a0, s0, spec)
         return out[0], out[1], tuple(out[2:])
+    family = ("scan", w_rec is not None, spec.uses_synapse, spec.adaptive, spec.reset == "subtract")
+    if backend == "auto" and x.device.type == "cpu" and not worth_compiling(family, T + T * B * H / 12000):
+        backend = "torch"       # compiling would cost this fit more than it saves (module docstring)
     fn = select_backend("scan", backend, x, w_rec, (beta, alpha, thr))
     inplace = bool(inplace) and x.is_contiguous()
     out = fn.apply(x, w_rec, beta, alpha, thr, v0, syn0, a0, s0, spec, get_surrogate(surrogate), float(slope),
@@ -217,6 +340,8 @@ def leaky_integrate(x, beta, backend="auto"):
     [1.0, 1.5, 1.75]
     """
     beta = _as_param(beta, x)
+    if backend == "auto" and x.device.type == "cpu" and x.dim() == 3 and not worth_compiling(("leaky",), x.shape[0]):
+        backend = "torch"
     return select_backend("leaky", backend, x, beta).apply(x, beta)
 
 

@@ -381,7 +381,7 @@ def _serial_wgrad(helper):
 def warm_up(background=False):
     """Pay ahead the one-time cost of the compiled backend in a process: import numba and load from
     the disk cache the kernels this machine's earlier processes used (the list :func:`note_kernels`
-    keeps; on a first run, with no list, numba alone). ``background=True`` does it in a daemon
+    keeps; on a first run, with no list, nothing). ``background=True`` does it in a daemon
     thread and returns it (see :mod:`sklearn_snn.warmup`, which ``import sklearn_snn`` starts;
     ``None`` when turned off).
 

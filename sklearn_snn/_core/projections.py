@@ -255,15 +255,19 @@ def sparse_linear(x, weight, bias=None, max_density=None):
     >>> torch.allclose(sparse_linear(x, w, b), torch.nn.functional.linear(x, w, b), atol=1e-6)
     True
     """
+    from .kernels import worth_compiling   # (kernels imports this module)
+
     max_density = SPARSE_DENSITY if max_density is None else max_density
     nb = None
     cpu = (x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and weight.dtype == x.dtype
            and weight.device.type == "cpu" and x.dim() >= 2)
     if (cpu and weight.shape[0] <= NARROW_MAX_OUT and x.requires_grad and torch.is_grad_enabled()
-            and x.numel() >= NARROW_MIN_ROWS * x.shape[-1] and numba_kernels() is not None):
+            and x.numel() >= NARROW_MIN_ROWS * x.shape[-1] and worth_compiling(("narrow_gx",), x.numel())
+            and numba_kernels() is not None):
         x2 = x.reshape(-1, x.shape[-1])
         return NarrowLinear.apply(x2, weight, bias).reshape(*x.shape[:-1], weight.shape[0])
-    if cpu and x.shape[-1] >= 16 and weight.shape[0] >= SPARSE_MIN_OUT and max_density > 0:
+    if (cpu and x.shape[-1] >= 16 and weight.shape[0] >= SPARSE_MIN_OUT and max_density > 0
+            and worth_compiling(("sparse_project",), x.numel())):
         nb = numba_kernels()
     if nb is None:
         if (cpu and x.shape[-1] >= 16 and weight.shape[0] >= TORCH_SPARSE_MIN_OUT
