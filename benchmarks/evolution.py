@@ -11,8 +11,14 @@
    interleaved, medians, at minibatch 32 and at the default (256). Target: >= 10x. Batching
    removes the per-individual overhead of the loop, not its arithmetic (the same products and
    neuron updates): the larger the minibatch, the larger the share of the loop's time that is
-   arithmetic, and the lower the ratio.
-3. A non-differentiable objective, accuracy minus ``lambda`` times the hidden firing rate (spikes
+   arithmetic, and the lower the ratio. The torch-ops column is the pure-torch path (CUDA, no numba,
+   ``SKLEARN_SNN_NUMBA=0``); its ratio to the compiled kernel is the last column (target <= 2x).
+3. Fit time per population backend (``--backends``, default ``numba torch``): ``EvolvedSNN`` with its
+   defaults for ``--fit-generations`` generations on digits, one thread, process CPU time, the
+   backends' fits interleaved in one process, medians; the ratio to the first backend (target for
+   torch against numba: <= 2x, issue #20 item 3). Only the population evaluation differs between
+   them (the population's ``backend``); the best fitness of each is printed as a check.
+4. A non-differentiable objective, accuracy minus ``lambda`` times the hidden firing rate (spikes
    per neuron and step), swept over ``lambda`` on one stratified train/test split: a table of
    test accuracy and spikes per sample, ``evolution_tradeoff.csv`` and ``evolution_tradeoff.png``
    in ``--out``.
@@ -21,6 +27,7 @@ Usage::
 
     OMP_NUM_THREADS=1 python benchmarks/evolution.py            # full
     OMP_NUM_THREADS=1 python benchmarks/evolution.py --quick    # 2 folds, 100 generations, 3 lambdas
+    OMP_NUM_THREADS=1 python benchmarks/evolution.py --skip cv tradeoff   # speed and backends only
 """
 
 from __future__ import annotations
@@ -28,8 +35,10 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import sys
 import time
 import warnings
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +47,9 @@ from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
+import sklearn_snn.evolution as evolution_module
 from sklearn_snn._core.encoding import current
+from sklearn_snn._core.evolution import PopulationSNN
 from sklearn_snn.evolution import EvolvedSNN
 
 STRATEGIES = ["openai-es", "cma-es", "snes", "ga"]
@@ -124,17 +135,59 @@ def speed(X, y, repeats, batch_sizes=(32, 256), n_individuals=64):
                 bt, tt, lt = _interleaved_cpu_times([batched, batched_torch, loop], repeats)
             rows.append({"batch_size": bs, "default": bs == default_bs, "individuals": n_individuals,
                          "batched_cpu_ms": 1e3 * bt, "batched_torch_cpu_ms": 1e3 * tt, "loop_cpu_ms": 1e3 * lt,
-                         "speedup": lt / bt, "speedup_torch_ops": lt / tt})
+                         "speedup": lt / bt, "speedup_torch_ops": lt / tt, "torch_over_compiled": tt / bt})
     finally:
         torch.set_num_threads(threads)
     print(f"one thread, process CPU time, median of {repeats} interleaved repeats; {n_individuals} individuals")
-    print("minibatch    batched (ms)   batched torch ops (ms)   loop (ms)   speed-up   (torch ops)   target >= 10x")
+    print("minibatch    batched (ms)   batched torch ops (ms)   loop (ms)   speed-up   (torch ops)   target >= 10x"
+          "   torch ops / batched (target <= 2x)")
     for r in rows:
         tag = f"{r['batch_size']}{'*' if r['default'] else ''}"
         print(f"{tag:>9s}   {r['batched_cpu_ms']:10.2f}   {r['batched_torch_cpu_ms']:18.2f}   {r['loop_cpu_ms']:11.2f}"
               f"   {r['speedup']:7.1f}x   {r['speedup_torch_ops']:9.1f}x      "
-              f"{'met' if r['speedup'] >= 10 else 'NOT met'}")
+              f"{'met' if r['speedup'] >= 10 else 'NOT met'}       {r['torch_over_compiled']:5.2f}x")
     print("* the default minibatch (batch_size='auto' = min(256, n_samples))")
+    return rows
+
+
+def fit_backends(X, y, backends, generations, repeats):
+    """EvolvedSNN fit time per population backend: the defaults, ``generations`` generations, one
+    thread, process CPU time, the backends interleaved repeat by repeat in this process, medians."""
+    if "numba" in backends:
+        from sklearn_snn._core.evolution import compiled_kernels
+
+        if compiled_kernels() is None:
+            print("numba is not available (not installed, or SKLEARN_SNN_NUMBA=0): backend 'numba' skipped")
+            backends = [b for b in backends if b != "numba"]
+    best = {}
+
+    def fit(backend):
+        def run():
+            # the estimator builds its population through this name: give it the backend
+            evolution_module.PopulationSNN = partial(PopulationSNN, backend=backend)
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", ConvergenceWarning)
+                    est = EvolvedSNN(max_iter=generations, n_iter_no_change=generations, random_state=0,
+                                     device="cpu", torch_num_threads=1).fit(X, y)
+            finally:
+                evolution_module.PopulationSNN = PopulationSNN
+            best[backend] = est.best_fitness_
+        return run
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        times = _interleaved_cpu_times([fit(b) for b in backends], repeats)
+    finally:
+        torch.set_num_threads(threads)
+    rows = [{"backend": b, "generations": generations, "fit_cpu_s": t, "ratio_to_first": t / times[0],
+             "best_fitness": float(best[b])} for b, t in zip(backends, times)]
+    print(f"EvolvedSNN() defaults, {generations} generations on digits ({len(X)} samples), one thread, process "
+          f"CPU time, median of {repeats} interleaved repeats")
+    print("backend    fit (s)   ratio to the first   best fitness")
+    for r in rows:
+        print(f"{r['backend']:8s}  {r['fit_cpu_s']:7.2f}   {r['ratio_to_first']:8.2f}x          {r['best_fitness']:.4f}")
     return rows
 
 
@@ -194,7 +247,11 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="2 folds, 100 generations, 3 lambdas")
     ap.add_argument("--out", default="benchmarks/out", help="folder for the CSV, JSON and PNG")
     ap.add_argument("--strategies", nargs="*", default=STRATEGIES)
-    ap.add_argument("--skip", nargs="*", default=[], choices=["cv", "speed", "tradeoff"])
+    ap.add_argument("--skip", nargs="*", default=[], choices=["cv", "speed", "backends", "tradeoff"])
+    ap.add_argument("--backends", nargs="*", default=["numba", "torch"], choices=["numba", "torch"],
+                    help="population backends whose fit times are compared (the first is the reference)")
+    ap.add_argument("--fit-generations", type=int, default=None,
+                    help="generations per fit of the backend comparison (default 40; quick 15)")
     ap.add_argument("--lambdas", nargs="*", type=float, default=None,
                     help="firing-rate prices for the trade-off (default 0 0.25 0.5 1 2 4; quick 0 0.5 2)")
     ap.add_argument("--repeats", type=int, default=None, help="timing repeats of the speed test (default 11; quick 5)")
@@ -214,6 +271,10 @@ def main(argv=None):
     if "speed" not in args.skip:
         print("\n== batched population evaluation vs a loop over individuals (64 individuals) ==")
         summary["speed"] = speed(X, y, repeats=args.repeats or (5 if args.quick else 11))
+    if "backends" not in args.skip and args.backends:
+        print("\n== fit time per population backend ==")
+        summary["backends"] = fit_backends(X, y, args.backends, args.fit_generations or (15 if args.quick else 40),
+                                           repeats=3 if args.quick else 5)
     if "tradeoff" not in args.skip:
         lambdas = args.lambdas or ([0.0, 0.5, 2.0] if args.quick else [0.0, 0.25, 0.5, 1.0, 2.0, 4.0])
         gens = args.generations or (100 if args.quick else 300)
@@ -224,6 +285,7 @@ def main(argv=None):
     written = ["evolution_summary.json"] + (["evolution_tradeoff.csv", "evolution_tradeoff.png"]
                                             if "tradeoff" in summary else [])
     print(f"\nwrote {', '.join(written)} in {out}")
+    print("reproduce: OMP_NUM_THREADS=1 python benchmarks/evolution.py " + " ".join(sys.argv[1:] if argv is None else argv))
 
 
 if __name__ == "__main__":

@@ -12,6 +12,14 @@ For each shape of ``benchmarks/speed.py`` (the same 2-layer network, data and we
   backward, the package's ``sparse_linear``), the two neuron scans (forward and backward), and the
   rest (loss, readout, Adam and autograd's own work: the step minus the parts).
 
+For the recurrent shapes (``S2-rec``) a second table splits what the recurrence adds to the step of
+the same shape without it (issue 20, item 4: target ratio <= 1.5x): the recurrent input of the
+forward scan (``s_{t-1} W_rec``, sums of the rows of the neurons that spiked), the dense adjoint
+products ``g_{t+1} W_rec^T`` (one per step, run alone at the step's shapes: BLAS at its peak), the
+``W_rec`` gradient (``sum_t s_{t-1}^T g_t`` after the loop, sparse), and the rest of the recurrent
+backward (the step-by-step kernel calls between the products). ``limit`` is the ratio the step would
+have if the recurrence added only the dense adjoint products.
+
 ``distance`` is ``step / products``. Below 1 the step beats a dense implementation's arithmetic
 (spike inputs: the sparse projection touches only the nonzeros). Times are process CPU time
 (``time.process_time``), medians over interleaved repeats, so a loaded machine inflates them less
@@ -109,6 +117,58 @@ def parts(shape):
     return proj, scans, (lambda: s1.clone()), (lambda: (cur1.clone(), cur2.clone()))
 
 
+def recurrent_parts(shape):
+    """The recurrent layer's scan alone (forward; forward + backward with and without the W_rec
+    gradient), the same scan without recurrence, and the T dense adjoint products, as callables."""
+    from sklearn_snn._core.kernels import spiking_scan
+    from sklearn_snn._core.neurons import NeuronSpec
+
+    x, _, p, model, _ = speed.make_problem(shape, torch.float32)
+    spec = NeuronSpec(model, beta=speed.BETA, threshold=speed.THR, reset="subtract", detach_reset=True)
+    with torch.no_grad():
+        cur1 = torch.nn.functional.linear(x, p["w1"], p["b1"])
+    T, B, H = cur1.shape
+    G = torch.randn(cur1.shape, generator=torch.Generator().manual_seed(2))
+    wr_grad, wr_fixed = p["wr"].clone().requires_grad_(), p["wr"].clone()
+
+    def scan(w, backward):
+        def run():
+            c = cur1.clone().requires_grad_()
+            out = spiking_scan(c, spec, "fast_sigmoid", speed.SLOPE, w_rec=w, inplace=True)[0]
+            if backward:
+                out.backward(G)
+        return run
+
+    g1, wT, rt = torch.randn(B, H), p["wr"].t(), torch.empty(B, H)
+
+    def adjoint_products():
+        for _ in range(T):
+            torch.mm(g1, wT, out=rt)
+
+    return {"fwd_ff": scan(None, False), "fb_ff": scan(None, True), "fwd_rec": scan(wr_grad, False),
+            "fb_rec_nowgrad": scan(wr_fixed, True), "fb_rec": scan(wr_grad, True), "adjoint": adjoint_products}
+
+
+def recurrent_table(shapes, repeats):
+    rows = [s for s in shapes if speed.SHAPES[s][7]]
+    if not rows:
+        return
+    print("\n| shape | step ms | same shape without recurrence ms | ratio (target <= 1.5) | recurrent input "
+          "(forward) ms | adjoint products g W_rec^T ms | W_rec gradient ms | rest of the recurrent backward ms "
+          "| limit ratio (only the adjoint products added) |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for shape in rows:
+        ff = next((k for k, v in speed.SHAPES.items() if not v[7] and v[:6] == speed.SHAPES[shape][:6]), None)
+        if ff is None:
+            continue
+        t = median_times({"step": step_fn(shape), "step_ff": step_fn(ff), **recurrent_parts(shape)}, repeats)
+        fwd = t["fwd_rec"] - t["fwd_ff"]
+        wgrad = t["fb_rec"] - t["fb_rec_nowgrad"]
+        rest = (t["fb_rec_nowgrad"] - t["fwd_rec"]) - (t["fb_ff"] - t["fwd_ff"]) - t["adjoint"]
+        print(f"| {shape} | {t['step']:.2f} | {t['step_ff']:.2f} ({ff}) | {t['step'] / t['step_ff']:.2f} | {fwd:.2f} | "
+              f"{t['adjoint']:.2f} | {wgrad:.2f} | {rest:.2f} | {(t['step_ff'] + t['adjoint']) / t['step_ff']:.2f} |")
+
+
 def step_fn(shape):
     x, y, p, model, rec = speed.make_problem(shape, torch.float32)
     params, fn, _ = speed.build("core", p, model, rec, torch.float32)
@@ -148,6 +208,7 @@ def main():
         rest = t["step"] - proj_ms - scans_ms
         print(f"| {shape} | {t['step']:.2f} | {t['prod']:.2f} | {flops / peak * 1e3:.2f} | "
               f"{t['step'] / t['prod']:.2f} | {proj_ms:.2f} | {scans_ms:.2f} | {rest:.2f} |")
+    recurrent_table(a.shapes, a.repeats)
 
 
 if __name__ == "__main__":

@@ -186,3 +186,59 @@ def test_cma_refreshes_eigendecomposition_lazily(monkeypatch):
     assert float(-(es.mean ** 2).sum()) > f0
     small = CMAES(torch.ones(5), sigma=0.5)
     assert small.eigen_interval == 1
+
+
+# --- the torch path (no numba needed) ---------------------------------------------------------
+MIXED = [("lif", "subtract"), ("cuba", "zero"), ("alif", "subtract"), ("if", "zero"), ("alif", "zero")]
+
+
+@pytest.mark.parametrize("readout", ["membrane_max", "membrane_last", "membrane_mean", "spike_count", "first_spike"])
+@pytest.mark.parametrize("chunk", [None, 1, 3])
+def test_torch_path_equals_per_individual_forward(monkeypatch, readout, chunk):
+    """backend='torch' (the path of CUDA and of machines without numba) against the loop it
+    replaces, every individual through the single network's forward: every neuron model and reset
+    (one per layer), every readout, static and temporal input, in one chunk of time steps or in
+    chunks of 1 and 3 steps (the state carried across chunks)."""
+    g = torch.Generator().manual_seed(3)
+    net = SNN(6, (9, 5, 7), 3, NeuronSpec("lif", beta=0.8, threshold=0.9), readout=readout, generator=g,
+              dtype=torch.float64)
+    for layer, (model, reset) in zip([lay for lay in net.layers if hasattr(lay, "spec")], MIXED):
+        layer.spec = NeuronSpec(model, beta=0.75, alpha=0.6, reset=reset, threshold=0.9, adapt=0.3, rho=0.8)
+    pop = PopulationSNN(net, "both")
+    if chunk is not None:                  # time steps per chunk = chunk (P x widest layer x B = 7 * 9 * 11)
+        monkeypatch.setattr(evo, "_TORCH_CHUNK_ELEMENTS", chunk * 7 * 9 * 11)
+    genomes = pop.initial_genome().repeat(7, 1) + 0.7 * torch.randn(7, pop.n_genes, generator=g, dtype=torch.float64)
+    n_spikes = 0.0
+    for x in (current(2 * torch.randn(11, 6, generator=g, dtype=torch.float64), 7),
+              3 * torch.rand(7, 11, 6, generator=g, dtype=torch.float64)):
+        logits, spikes = pop.forward(genomes, x, backend="torch")
+        lg, counts = pop.evaluate(genomes, x, spike_counts=True, backend="torch")
+        assert torch.equal(lg, logits)
+        assert len(spikes) == len(pop._spiking_sizes)
+        torch.testing.assert_close(counts, sum(s.sum((0, 3)) for s in spikes), rtol=0, atol=0)
+        for i in range(7):
+            pop.load_into(net, genomes[i])
+            ref_logits, ref_spikes = net(x)
+            torch.testing.assert_close(logits[i], ref_logits, rtol=0, atol=1e-10)
+            for s, r in zip(spikes, ref_spikes):
+                torch.testing.assert_close(s[:, i], r, rtol=0, atol=0)
+        n_spikes += float(counts.sum())
+    assert n_spikes > 0
+
+
+def test_torch_path_reuses_buffers_across_shapes_and_dtypes():
+    """The torch path's buffers are reused from call to call: a call after calls of other
+    population sizes, minibatches, step counts and dtypes gives what a fresh population gives."""
+    g = torch.Generator().manual_seed(4)
+    net = SNN(5, (12,), 4, NeuronSpec(), generator=g)
+    genomes = PopulationSNN(net).initial_genome().repeat(9, 1) + 0.3 * torch.randn(9, 12 * 5 + 12 + 4 * 12 + 4,
+                                                                                   generator=g)
+    xs = [torch.rand(7, 13, 5, generator=g), current(torch.rand(3, 5, generator=g), 4),
+          torch.rand(9, 2, 5, generator=g).double()]
+    fresh = [PopulationSNN(net).evaluate(genomes.to(x.dtype), x, spike_counts=True, backend="torch") for x in xs]
+    pop = PopulationSNN(net)
+    for _ in range(2):
+        for x, (ref_logits, ref_counts) in zip(xs, fresh):
+            for P in (9, 2):
+                logits, counts = pop.evaluate(genomes[:P].to(x.dtype), x, spike_counts=True, backend="torch")
+                assert torch.equal(logits, ref_logits[:P]) and torch.equal(counts, ref_counts[:P])

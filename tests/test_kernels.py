@@ -246,11 +246,12 @@ def test_sparse_linear_equals_dense(needs_x_grad):
     torch.testing.assert_close(sparse_linear(xd, w, b), torch.nn.functional.linear(xd, w, b))
 
 
-@needs_numba
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("detach", [False, True])
 @pytest.mark.parametrize("model", ["lif", "cuba"])
-def test_compiled_recurrent_scan_with_sparse_spikes(model):
+def test_recurrent_scan_with_sparse_spikes_and_initial_spikes(model, detach, backend):
     # few spikes, and an initial spike state: the recurrent weight gradient at t = 0 reads it
-    spec = NeuronSpec(model, beta=0.8, alpha=0.6, reset="subtract", detach_reset=False)
+    spec = NeuronSpec(model, beta=0.8, alpha=0.6, reset="subtract", detach_reset=detach)
     g = torch.Generator().manual_seed(8)
     gain = 0.5 if model == "lif" else 0.1  # the synaptic filter integrates: a smaller drive
     x = ((torch.randn(40, 4, 16, generator=g, dtype=DT) * 0.5 + 0.15) * gain / 0.5).requires_grad_()
@@ -258,7 +259,7 @@ def test_compiled_recurrent_scan_with_sparse_spikes(model):
     s0 = (torch.rand(4, 16, generator=g, dtype=DT) < 0.3).to(DT)
     assert s0.sum() > 0
     state = tuple(torch.zeros(4, 16, dtype=DT) for _ in range(3)) + (s0,)
-    s1, u1, g1 = _grads(functools.partial(spiking_scan, backend="numba", state=state), x, w, {}, spec,
+    s1, u1, g1 = _grads(functools.partial(spiking_scan, backend=backend, state=state), x, w, {}, spec,
                         "fast_sigmoid", 4)
     s2, u2, g2 = _grads(functools.partial(reference_scan, state=state), x, w, {}, spec, "fast_sigmoid", 4)
     density = float(s1.mean())

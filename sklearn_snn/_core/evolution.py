@@ -9,10 +9,11 @@
   the neuron updates, the products with the individual weights of the later layers and the
   readout of every individual, time step after time step, in buffers that stay in the cache
   (a few times ``H * B`` values per individual; nothing of size ``T x P x B x H`` is built unless
-  the spikes are asked for, then as bytes). Elsewhere (CUDA, no numba) the same computation runs
-  as batched torch ops (stacked weights, ``bmm``, the population folded into the batch dimension
-  of :func:`~sklearn_snn._core.kernels.spiking_scan`). Optional architecture genes (connectivity
-  masks, hidden-unit gates) are extra columns of the same matrix.
+  the spikes are asked for, then as bytes). Elsewhere (CUDA, no numba, ``backend='torch'``) the
+  same computation runs as batched torch ops without autograd: layer after layer over chunks of
+  time steps, one ``bmm`` over the population per layer and chunk, the neuron update of the whole
+  population in a few in-place ops per step, in buffers reused from call to call. Optional
+  architecture genes (connectivity masks, hidden-unit gates) are extra columns of the same matrix.
 - The search strategies live in :mod:`~sklearn_snn._core.strategies` (re-exported here).
 """
 
@@ -25,7 +26,6 @@ import numpy as np
 import torch
 
 from .encoding import is_static
-from .kernels import leaky_integrate, spiking_scan
 from .network import SNN, SPIKING_READOUTS
 from .numba_backend import numba_kernels
 from .population_kernel import READOUT_CODES, population_kernel
@@ -46,6 +46,7 @@ from .threads import kernel_threads
 ARCHITECTURE_MODES = ("connectivity", "width", "both")
 BACKENDS = ("auto", "torch", "numba")
 _CHUNK_ELEMENTS = 1 << 20   # first-layer currents computed per population chunk (4 MB in float32)
+_TORCH_CHUNK_ELEMENTS = 1 << 20   # torch path: a layer's currents per chunk of time steps (P x H x steps x B)
 
 
 # --------------------------------------------------------------------------------------------
@@ -153,6 +154,7 @@ class PopulationSNN:
         self.n_genes = offset
         self._layer_table()
         self._workspace = {}                 # buffers of the compiled path, reused from call to call
+        self._torch_ws = {}                  # ... and of the torch path
         self._lock = threading.Lock()        # ... so one call at a time uses them
 
     def _layer_table(self):
@@ -267,8 +269,7 @@ class PopulationSNN:
             if self._use_kernel(x, backend):
                 logits, counts, _ = self._run_kernel(genomes, x, save_spikes=False, count=spike_counts)
                 return logits, counts
-            logits, spikes = self._forward_torch(genomes, x)
-            counts = sum(s.sum((0, 3)) for s in spikes).to(x.dtype) if spike_counts else None
+            logits, counts, _ = self._run_torch(genomes, x, save_spikes=False, count=spike_counts)
             return logits, counts
 
     def forward(self, genomes, x, backend=None):
@@ -297,7 +298,8 @@ class PopulationSNN:
                 spikes = [spk[:, :, o:o + n].permute(0, 1, 3, 2).to(x.dtype, memory_format=torch.contiguous_format)
                           for o, n in self._spiking_sizes]
                 return logits, spikes
-            return self._forward_torch(genomes, x)
+            logits, _, spikes = self._run_torch(genomes, x, save_spikes=True, count=False)
+            return logits, spikes
 
     def _buffers(self, key, make):
         buf = self._workspace.get(key)
@@ -363,34 +365,148 @@ class PopulationSNN:
                *buf["scratch"])
         return logits, (counts if count else None), (spk if save_spikes else None)
 
-    def _forward_torch(self, genomes, x):
-        """Batched torch ops: stacked weights, ``bmm`` over the population, the population folded
-        into the batch dimension of the fused scan (any device)."""
+    # --- the torch path ------------------------------------------------------------------------
+    def _scratch(self, name, shape, dtype, device):
+        """A reused buffer of ``shape`` (views of one flat buffer per role, grown when needed): a
+        fresh buffer of this size costs its page faults on first touch, about as much as the ops
+        that fill it."""
+        n = 1
+        for d in shape:
+            n *= int(d)
+        buf = self._torch_ws.get(name)
+        if buf is None or buf.numel() < n or buf.dtype != dtype or buf.device != device:
+            buf = self._torch_ws[name] = torch.empty(max(n, 1), dtype=dtype, device=device)
+        return buf[:n].view(shape)
+
+    def _run_torch(self, genomes, x, save_spikes, count):
+        with self._lock:
+            return self._run_torch_locked(genomes, x, save_spikes, count)
+
+    def _run_torch_locked(self, genomes, x, save_spikes, count):
+        """Batched torch ops on any device, layer after layer over chunks of time steps.
+
+        Within a chunk of ``n`` steps, a layer's currents of every individual, step and sample come
+        from one batched product ``(P, H, K) @ (P, K, n * B)`` (the first layer's once for a
+        constant-current input); the neuron update then runs step by step, three in-place ops per
+        step in the common case, over the whole population at once, writing each step's spikes
+        over the currents it has read; the next layer's product reads those spikes. The state of
+        every layer is carried from chunk to chunk, so the result equals the compiled kernel's
+        step-by-step order. Buffers are reused from call to call."""
         P = genomes.shape[0]
         T, B, F = x.shape
-        w_all = self.effective_weights(genomes, dtype=x.dtype)
-        tmpl = self.template
-        n_hidden = len(tmpl.hidden)
-        spikes = []
-        h = x.unsqueeze(1)                                              # (T, 1, B, F): shared input
+        dt, dev = x.dtype, x.device
+        W = self.effective_weights(genomes.detach().to(dev), dtype=dt)         # (P, n_weights)
+        n_in0 = self.slices[0][2][1]
+        if n_in0 != F:
+            raise ValueError(f"The input has {F} features; the population expects {n_in0}.")
+        L = len(self.slices)
+        O = self.slices[-1][2][0]
+        rcode = READOUT_CODES[self.template.readout]
         static = is_static(x)
-        for k, layer in enumerate(self.layers):
-            ws, bs, (n_out, n_in) = self.slices[k]
-            Wt = w_all[:, ws].view(P, n_out, n_in).transpose(1, 2)     # (P, F, H)
-            b = w_all[:, bs].view(P, 1, n_out)
-            if static:
-                # constant current: one (P, B, F) x (P, F, H) product for all steps, kept stride-0 in time
-                cur = torch.baddbmm(b, x[0].expand(P, B, F), Wt).reshape(1, P * B, n_out).expand(T, P * B, n_out)
+        nt = max(1, min(T, _TORCH_CHUNK_ELEMENTS // max(1, P * self._max_width * B)))
+        xt = (x[0] if static else x.reshape(T * B, F)).t()                      # (F, Tc * B) view
+        ws = [(W[:, w].view(P, n_out, n_in), W[:, b].view(P, n_out, 1)) for w, b, (n_out, n_in) in self.slices]
+
+        def scratch(name, *shape):
+            return self._scratch(name, shape, dt, dev)
+
+        states = []                       # per layer: v (or the readout's membrane), syn, a
+        for k, (_, _, (n_out, _)) in enumerate(self.slices):
+            cuba, alif = bool(self._lay[k, 5]), bool(self._lay[k, 6])
+            # not zeroed: the first step starts from the zero state by itself (see _scan_torch)
+            states.append([scratch(f"v{k}", P, n_out, B), scratch(f"syn{k}", P, n_out, B) if cuba else None,
+                           scratch(f"a{k}", P, n_out, B) if alif else None])
+        agg = scratch("agg", P, O, B).zero_()
+        surv = scratch("surv", P, O, B).fill_(1.0) if rcode == 1 else None
+        cnt = torch.zeros((P, B), dtype=dt, device=dev) if count else None
+        spikes = [torch.empty((T, P, B, n), dtype=dt, device=dev) for _, n in self._spiking_sizes] if save_spikes \
+            else None
+        cur0 = torch.baddbmm(ws[0][1], ws[0][0], xt.expand(P, F, B), out=scratch("cur0", P, self.slices[0][2][0], B)) \
+            if static else None
+        for t0 in range(0, T, nt):
+            n = min(nt, T - t0)
+            h, i_spk = None, 0
+            for k in range(L):
+                w, b = ws[k]
+                n_out = self.slices[k][2][0]
+                buf = scratch(f"buf{k % 2}", P, n_out, n * B)
+                if k == 0 and static:
+                    cur = None                                     # every step reads cur0
+                else:
+                    inp = xt[:, t0 * B:(t0 + n) * B].expand(P, F, n * B) if k == 0 else h
+                    cur = torch.baddbmm(b, w, inp, out=buf)
+                if self._lay[k, 4] >= 0:                           # spiking layer: its spikes overwrite buf
+                    self._scan_torch(k, cur0 if cur is None else cur, buf, states[k], n, B, cur is None, t0 == 0)
+                    s4 = buf.view(P, n_out, n, B)
+                    if count:
+                        cnt += s4.sum((1, 2))
+                    if save_spikes:
+                        spikes[i_spk][t0:t0 + n].copy_(s4.permute(2, 0, 3, 1))
+                        i_spk += 1
+                    if k == L - 1:                                 # spiking readout
+                        if rcode == 0:
+                            agg += s4.sum(2)
+                        else:                                      # survival: 1 until the first spike
+                            c = torch.cumprod(1.0 - s4, 2).mul_(surv.unsqueeze(2))
+                            agg += c.sum(2)
+                            surv.copy_(c[:, :, -1])
+                    h = buf
+                else:                                              # leaky readout over the chunk, in place
+                    vo = states[k][0]
+                    beta = float(self._fpar[k, 0])
+                    for j in range(n):
+                        cj = cur[:, :, j * B:(j + 1) * B]
+                        if t0 + j == 0:
+                            vo.copy_(cj)                           # from v = 0
+                        else:
+                            torch.add(cj, vo, alpha=beta, out=vo)  # v = beta * v + current
+                        if rcode == 2:
+                            if t0 + j == 0:
+                                agg.copy_(vo)
+                            else:
+                                torch.maximum(agg, vo, out=agg)    # NaN propagates, as in the kernel
+                        elif rcode == 4:
+                            agg += vo
+                    if rcode == 3:
+                        agg.copy_(vo)
+        logits = agg.transpose(1, 2)
+        logits = -logits if rcode == 1 else (logits / T if rcode == 4 else logits)
+        return logits.contiguous(), cnt, spikes
+
+    def _scan_torch(self, k, cur, out, state, n, B, static, first):
+        """Neuron update of layer ``k`` over ``n`` steps: currents ``cur`` (P, H, n * B), or
+        (P, H, B) every step when ``static``; the spikes go to ``out`` (may be ``cur``: step ``t``
+        writes its spikes over the currents it has read). ``first``: the chunk starts at step 0,
+        from the zero state (whatever the state buffers hold)."""
+        v, syn, a = state
+        cuba, alif, subtract = (bool(f) for f in self._lay[k, 5:8])
+        beta, alpha, thr, adapt, rho = (float(f) for f in self._fpar[k, :5])
+        tmp = self._scratch("thr", v.shape, v.dtype, v.device) if alif else None
+        for j in range(n):
+            xj = cur if static else cur[:, :, j * B:(j + 1) * B]
+            s = out[:, :, j * B:(j + 1) * B]
+            zero = first and j == 0
+            if cuba:
+                if zero:
+                    syn.copy_(xj)
+                else:
+                    torch.add(xj, syn, alpha=alpha, out=syn)       # syn = alpha * syn + x
+                xj = syn
+            if zero:
+                v.copy_(xj)                                        # u = x from v = 0
             else:
-                cur = (torch.matmul(h, Wt) + b).reshape(T, P * B, n_out)   # batched matmul over P
-            static = False
-            if k < n_hidden or tmpl.readout in SPIKING_READOUTS:
-                # the population folded into the batch dimension of the fused scan
-                s, _, _ = spiking_scan(cur, layer.spec, layer.surrogate, layer.slope)
-                out = s
-                h = s.view(T, P, B, n_out)
-                spikes.append(h)
+                torch.add(xj, v, alpha=beta, out=v)                # u = beta * v + x, in v
+            if alif:
+                if zero:
+                    torch.ge(v, thr, out=s)
+                    a.copy_(s)                                     # a = s from a = 0
+                else:
+                    torch.mul(a, adapt, out=tmp)
+                    torch.ge(v, tmp.add_(thr), out=s)              # u >= thr + adapt * a
+                    a.mul_(rho).add_(s)                            # a = rho * a + s
             else:
-                out = leaky_integrate(cur, layer.beta0)
-        logits = tmpl.aggregate(out).view(P, B, -1)
-        return logits, spikes
+                torch.ge(v, thr, out=s)
+            if subtract:
+                v.sub_(s, alpha=thr)                               # v = u - thr * s
+            else:
+                v.addcmul_(v, s, value=-1.0)                       # v = u (1 - s)

@@ -9,7 +9,10 @@ Everything that does not depend on the reverse recurrence (surrogate derivatives
 coefficients, weight and parameter gradients) is computed for all steps at once, so the per-step
 work is three ops forward (membrane, spike, reset) and one fused op backward for the feed-forward
 case with a detached reset; that backward builds ``dL/ds * surrogate`` in one buffer (in place for
-the fast sigmoid) and runs the adjoint over it in place. On CPU, while training, the
+the fast sigmoid) and runs the adjoint over it in place. A recurrent layer adds one product
+``gi_{t+1} W_rec^T`` per step, written into one reused buffer (two in-place ops per step besides it
+for a detached subtractive reset), and the ``W_rec`` gradient as one product over all steps after
+the loop, read from the stored spikes without a shifted copy. On CPU, while training, the
 whole-sequence buffers come from the reuse pool of :mod:`~sklearn_snn._core.buffers` (a fresh
 buffer costs its page faults on first touch, as much as the loop itself).
 
@@ -176,24 +179,33 @@ class ScanTorch(torch.autograd.Function):
             gi_next = None
             gsyn = torch.zeros_like(U[0]) if cuba else None
             GI = seq_empty(U, True) if cuba and rec else None
+            # the recurrent adjoint of each step into one reused buffer; the common case (detached
+            # subtractive reset, no adaptation, a scalar decay) updates gu in two in-place ops
+            gbuf = torch.empty_like(U[0]) if rec else None
+            lean = subtract and dr and not alif and not is_tensor(beta)
             for t in range(T - 1, -1, -1):
-                gv = gu * beta
                 G = gS[t]
                 if rec and gi_next is not None:
-                    G = torch.addmm(G, gi_next, w_rec.t())
-                if alif:
-                    G = G + ga
-                if dr:
-                    gs = G
+                    G = torch.addmm(G, gi_next, w_rec.t(), out=gbuf)
+                if lean:
+                    if GS is not None:
+                        GS[t] = G
+                    gu = torch.mul(G, SG[t], out=GU[t]).add_(gu, alpha=beta)   # gs sg + beta gu_t+1
                 else:
-                    gs = G + gv * (r[t] if is_tensor(r) and r.dim() == 3 else r)
-                if GS is not None:
-                    GS[t] = gs
-                gsg = gs * SG[t]
-                if subtract:
-                    gu = torch.add(gsg, gv, out=GU[t])
-                else:
-                    gu = torch.addcmul(gsg, gv, q[t], out=GU[t])
+                    gv = gu * beta
+                    if alif:
+                        G = G + ga
+                    if dr:
+                        gs = G
+                    else:
+                        gs = G + gv * (r[t] if is_tensor(r) and r.dim() == 3 else r)
+                    if GS is not None:
+                        GS[t] = gs
+                    gsg = gs * SG[t]
+                    if subtract:
+                        gu = torch.add(gsg, gv, out=GU[t])
+                    else:
+                        gu = torch.addcmul(gsg, gv, q[t], out=GU[t])
                 if alif:
                     ga = torch.add(ga * spec.rho, gsg, alpha=-spec.adapt)
                 if rec:
@@ -219,8 +231,10 @@ class ScanTorch(torch.autograd.Function):
         grads = [None] * 14
         grads[0] = GX if ctx.needs_input_grad[0] else None
         if rec and ctx.needs_input_grad[1]:
-            S_prev = torch.cat([s0.unsqueeze(0), S[:-1]], 0)
-            grads[1] = S_prev.reshape(T * B, H).t() @ GX.reshape(T * B, H)
+            # sum_t s_(t-1)^T gi_t: the initial spikes with step 0, the stored spikes with steps 1.. (no copy)
+            grads[1] = s0.expand(B, H).t() @ GX[0]
+            if T > 1:
+                grads[1].addmm_(S[:-1].reshape((T - 1) * B, H).t(), GX[1:].reshape((T - 1) * B, H))
         if need_params:
             if GS is None and ctx.needs_input_grad[4]:
                 GV = torch.cat([GU[1:] * beta, torch.zeros_like(U[:1])], 0)
