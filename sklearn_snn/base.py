@@ -408,9 +408,7 @@ class GradientSNNMixin:
             raise ValueError("partial_fit does not support early_stopping=True; use fit, or set early_stopping=False.")
         if y is None:
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None.")
-        X, y = validate_snn_input(self, X, y, reset=first, y_numeric=self._y_numeric)
-        if X.shape[0] < 1:
-            raise ValueError("Found array with 0 sample(s); at least 1 is required.")
+        X, y = self._fit_input(X, y, reset=first)
         if sample_weight is not None:
             sample_weight = check_sample_weight(sample_weight, X)
         targets, n_out = self._prepare_targets(y, reset=first, classes=classes)
@@ -438,19 +436,12 @@ class GradientSNNMixin:
         cfg = self._train_config()
         Xs = self._scale(X)
         validate = None
-        idx_train = np.arange(X.shape[0])
+        idx_train = np.arange(len(X))
         split = fs.early_stopping and not incremental
         if split:
             idx_train, idx_val = self._validation_split(y, fs.validation_fraction)
-        # 2D (tabular) input: scaled and converted once. 3D input (spike trains, currents) stays
-        # the validated array, in its dtype (bool / uint8 spikes, a memmap), and is gathered and
-        # converted one minibatch at a time: no float copy of the whole set
-        if Xs.ndim == 3:
-            Xt = ArrayBatches(Xs, rows=idx_train if split else None, device=device)
-            Xv = ArrayBatches(Xs, rows=idx_val, device=device) if split else None
-        else:
-            Xt = self._to_tensor(Xs[idx_train], device=device)
-            Xv = self._to_tensor(Xs[idx_val], device=device) if split else None
+        Xt = self._batch_source(Xs, idx_train if split else None, device)
+        Xv = self._batch_source(Xs, idx_val, device) if split else None
         if split:
             # each epoch runs the module being trained on the held-out split
             y_val = y[idx_val]
@@ -471,6 +462,24 @@ class GradientSNNMixin:
                          converge_message=f"Stochastic optimizer: maximum iterations ({self.max_iter}) reached and "
                                           "the optimization hasn't converged yet.")
         return self
+
+    def _fit_input(self, X, y, reset):
+        """Hook of ``_fit``: the validated ``(X, y)``. A subclass that takes another input kind
+        (EventProp's event streams) overrides it; its ``X`` needs ``len``, ``_fit_scaler``,
+        ``_scale`` and ``_batch_source``."""
+        X, y = validate_snn_input(self, X, y, reset=reset, y_numeric=self._y_numeric)
+        if X.shape[0] < 1:
+            raise ValueError("Found array with 0 sample(s); at least 1 is required.")
+        return X, y
+
+    def _batch_source(self, Xs, rows, device):
+        """Hook of ``_fit``: what the trainer draws minibatches from, for ``rows`` of the scaled
+        input (all rows if None). 2D (tabular) input is converted once; 3D input (spike trains,
+        currents) stays the validated array, in its dtype (bool / uint8 spikes, a memmap), gathered
+        and converted one minibatch at a time: no float copy of the whole set."""
+        if Xs.ndim == 3:
+            return ArrayBatches(Xs, rows=rows, device=device)
+        return self._to_tensor(Xs if rows is None else Xs[rows], device=device)
 
     def _check_architecture_unchanged(self, n_out):
         """warm_start / partial_fit continue the fitted network: refuse parameters that now ask for

@@ -216,7 +216,9 @@ def test_yinyang_balance_and_geometry():
 
 
 # --- estimator ----------------------------------------------------------------------------------
-FAST = dict(hidden_layer_sizes=(12,), n_steps=12, dt=2.0, max_iter=10, batch_size=32,
+# a fast configuration for the API checks (the defaults' own check_classifiers_train is
+# test_defaults_pass_check_classifiers_train): a short window with time constants to match
+FAST = dict(hidden_layer_sizes=(12,), n_steps=12, dt=2.0, tau_mem=10.0, tau_syn=2.5, max_iter=10, batch_size=32,
             learning_rate_init=5e-2, lr_schedule="constant", random_state=0)
 
 _XFAIL = {

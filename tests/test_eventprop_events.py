@@ -164,3 +164,19 @@ def test_partial_fit_and_early_stopping_on_events(spikes):
         pf.set_params(warm_start=True, max_iter=1).fit(E, y)  # continues the weights and the history
     assert pf.n_iter_ == 3 and len(pf.loss_curve_) == 3 and len(es.validation_scores_) == 2
     assert math.isfinite(pf.loss_curve_[-1])
+
+
+def test_weighted_early_stopped_fit_on_events_equals_binned_input(spikes):
+    # event streams go through the shared fit (base.GradientSNNMixin._fit and its input hooks):
+    # sample weights and the validation split treat them exactly as the binned array
+    X, y = spikes
+    w = np.linspace(0.5, 2.0, len(y))
+    kw = {**KW, "early_stopping": True, "validation_fraction": 0.25}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = EventPropClassifier(**kw).fit(_events(X), y, sample_weight=w)
+        b = EventPropClassifier(**kw).fit(X, y, sample_weight=w)
+    assert a.loss_curve_ == b.loss_curve_ and a.validation_scores_ == b.validation_scores_
+    assert a.input_offset_ is None and a.input_scale_ is None
+    with pytest.raises(ValueError, match="Negative values in data passed to `sample_weight`"):
+        EventPropClassifier(**KW).fit(_events(X), y, sample_weight=-w)
