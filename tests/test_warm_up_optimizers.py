@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from sklearn_snn._core import optimizers
+from sklearn_snn._core.hypergradient import HypergradientOptimizer
 
 
 def _problem(dtype=torch.float32, seed=0):
@@ -99,6 +100,56 @@ def test_param_groups_schedulers_and_state_dict():
     assert opt2.param_groups[0]["lr"] == pytest.approx(0.025)
 
 
+@pytest.mark.parametrize("base, kw, ref", [
+    ("adam", {"lr": 1e-2}, (torch.optim.Adam, {"lr": 1e-2, "foreach": False})),
+    ("adam", {"lr": 3e-2, "weight_decay": 1e-2, "betas": (0.8, 0.99)},
+     (torch.optim.Adam, {"lr": 3e-2, "weight_decay": 1e-2, "betas": (0.8, 0.99), "foreach": False})),
+    ("sgd", {"lr": 0.05}, (torch.optim.SGD, {"lr": 0.05})),
+    ("sgd", {"lr": 0.05, "momentum": 0.9, "weight_decay": 1e-3},
+     (torch.optim.SGD, {"lr": 0.05, "momentum": 0.9, "weight_decay": 1e-3})),
+])
+@pytest.mark.parametrize("multiplicative", [True, False])
+def test_hypergradient_without_rate_updates_is_torch_optim(base, kw, ref, multiplicative):
+    """With ``hypergrad_lr=0`` the hypergradient optimizer's steps are torch.optim's (the shared
+    update directions of ``optimizers``), in float64 to rounding."""
+    init, grads = _problem(torch.float64, seed=3)
+    expected, _ = _run(ref[0], init, grads, **ref[1])
+    ours, opt = _run(HypergradientOptimizer, init, grads, base=base, hypergrad_lr=0.0, multiplicative=multiplicative,
+                     **kw)
+    for a, b in zip(ours, expected):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+    assert opt.lr_history == [kw["lr"]] * len(grads)
+    # with a rate of its own the learning rate moves, and the steps differ from torch.optim's
+    moved, opt = _run(HypergradientOptimizer, init, grads, base=base, hypergrad_lr=0.05 if multiplicative else 1e-3,
+                      multiplicative=multiplicative, **kw)
+    assert opt.lr_history[-1] != kw["lr"]
+    assert not all(torch.allclose(a, b) for a, b in zip(moved, expected))
+
+
+def test_adam_direction_and_momentum_direction_are_the_optimizers_steps():
+    init, grads = _problem(torch.float64, seed=4)
+    p = init[0].clone()
+    state = {}
+    for gs in grads:
+        p -= 1e-2 * optimizers.adam_direction(gs[0], state)
+    expected, _ = _run(torch.optim.Adam, init[:1], [gs[:1] for gs in grads], lr=1e-2, foreach=False)
+    torch.testing.assert_close(p, expected[0], rtol=0, atol=1e-12)
+    q, state = init[0].clone(), {}
+    for gs in grads:
+        q -= 0.05 * optimizers.momentum_direction(gs[0], state, 0.9, 0.3)
+    expected, _ = _run(torch.optim.SGD, init[:1], [gs[:1] for gs in grads], lr=0.05, momentum=0.9, dampening=0.3)
+    torch.testing.assert_close(q, expected[0], rtol=0, atol=1e-12)
+
+
+def test_meta_and_hypergradient_optimizers_do_not_subclass_torch_optim_directly():
+    """The meta-learner's outer step and the hypergradient solvers use the package's base class,
+    whose bookkeeping does not import torch's compiler."""
+    assert issubclass(HypergradientOptimizer, optimizers.PlainOptimizer)
+    from sklearn_snn import meta
+
+    assert meta.Adam is optimizers.Adam
+
+
 def test_invalid_options_say_what_is_wrong():
     w = [torch.nn.Parameter(torch.zeros(2))]
     with pytest.raises(ValueError, match="nesterov=True needs momentum > 0"):
@@ -120,6 +171,13 @@ with warnings.catch_warnings():
         SurrogateSNNClassifier(hidden_layer_sizes=(8,), max_iter=2, solver=solver, lr_schedule=sched,
                                random_state=0).fit(X2, y2)
     SurrogateSNNClassifier(hidden_layer_sizes=(8,), max_iter=2, random_state=0).fit(X3, y2)
+    for solver in ("adam-hd", "sgd-hd"):
+        SurrogateSNNClassifier(hidden_layer_sizes=(8,), max_iter=2, solver=solver, random_state=0).fit(X2, y2)
+    from sklearn_snn.meta import MetaSNNClassifier
+    tasks = [(X2[:20], y2[:20], X2[20:], y2[20:])]
+    for algo in ("fomaml", "protonet"):
+        MetaSNNClassifier(hidden_layer_sizes=(8,), n_steps=4, meta_algorithm=algo, n_meta_iter=2, n_adapt_steps=1,
+                          readout="membrane_max", random_state=0).meta_fit(tasks).fit(X2, y2)
 print(sorted(m for m in sys.modules if m.startswith("torch._dynamo")))
 """
 

@@ -19,6 +19,11 @@ directions that flip (the iterate overshoots and oscillates) lower it. The dot p
 all parameters of a parameter group, so each group has its own rate, kept in ``group['lr']``
 like any torch optimizer (learning-rate schedulers compose with it).
 
+The update directions and the optimizer bookkeeping are those of :mod:`.optimizers` (Adam's
+``adam_direction``, SGD's ``momentum_direction``, the ``PlainOptimizer`` base, which does not
+import torch's compiler): with ``hypergrad_lr=0`` the steps are ``torch.optim.Adam``'s and
+``torch.optim.SGD``'s (``tests/test_warm_up_optimizers.py``).
+
 Nothing here imports scikit-learn.
 """
 
@@ -28,12 +33,14 @@ import math
 
 import torch
 
+from .optimizers import PlainOptimizer, adam_direction, momentum_direction
+
 __all__ = ["HypergradientOptimizer"]
 
 _DEFAULT_HYPERGRAD_LR = {("sgd", False): 1e-3, ("adam", False): 1e-7, ("sgd", True): 0.02, ("adam", True): 0.02}
 
 
-class HypergradientOptimizer(torch.optim.Optimizer):
+class HypergradientOptimizer(PlainOptimizer):
     """SGD or Adam whose learning rate is adapted online by hypergradient descent.
 
     Parameters
@@ -88,8 +95,8 @@ class HypergradientOptimizer(torch.optim.Optimizer):
             hypergrad_lr = _DEFAULT_HYPERGRAD_LR[(base, bool(multiplicative))]
         if hypergrad_lr < 0:
             raise ValueError(f"hypergrad_lr must be >= 0, got {hypergrad_lr}.")
-        defaults = dict(lr=lr, weight_decay=weight_decay, hypergrad_lr=hypergrad_lr, betas=betas, eps=eps,
-                        momentum=momentum)
+        defaults = {"lr": lr, "weight_decay": weight_decay, "hypergrad_lr": hypergrad_lr, "betas": betas, "eps": eps,
+                    "momentum": momentum}
         super().__init__(params, defaults)
         self.base, self.multiplicative, self.lr_bounds = base, bool(multiplicative), tuple(lr_bounds)
         self.lr_history = []
@@ -98,43 +105,19 @@ class HypergradientOptimizer(torch.optim.Optimizer):
     def lr(self):
         return float(self.param_groups[0]["lr"])
 
-    def _direction(self, p, g, state, group):
-        """The step direction u (the update is ``-lr * u``) and the new optimizer state."""
+    def _direction(self, g, state, group):
+        """The step direction u (the update is ``-lr * u``), updating the optimizer state."""
         if self.base == "sgd":
-            mu = group["momentum"]
-            if mu:
-                buf = state.get("momentum_buffer")
-                buf = g.clone() if buf is None else buf.mul_(mu).add_(g)
-                state["momentum_buffer"] = buf
-                return buf
-            return g
-        b1, b2 = group["betas"]
-        t = state["step"] = state.get("step", 0) + 1
-        if "exp_avg" not in state:
-            state["exp_avg"] = torch.zeros_like(p)
-            state["exp_avg_sq"] = torch.zeros_like(p)
-        m, v = state["exp_avg"], state["exp_avg_sq"]
-        m.mul_(b1).add_(g, alpha=1 - b1)
-        v.mul_(b2).addcmul_(g, g, value=1 - b2)
-        denom = (v / (1 - b2 ** t)).sqrt_().add_(group["eps"])
-        return (m / (1 - b1 ** t)) / denom
+            return momentum_direction(g, state, group["momentum"]) if group["momentum"] else g
+        return adam_direction(g, state, group["betas"], group["eps"])
 
     @torch.no_grad()
     def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = self._evaluate(closure)
         lo, hi = self.lr_bounds
         for group in self.param_groups:
-            grads = []
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = p.grad
-                if group["weight_decay"]:
-                    g = g.add(p, alpha=group["weight_decay"])
-                grads.append((p, g))
+            wd = group["weight_decay"]
+            grads = [(p, p.grad.add(p, alpha=wd) if wd else p.grad) for p in self._with_grads(group)]
             if not grads:
                 continue
             # hypergradient from this gradient and the previous direction
@@ -160,7 +143,7 @@ class HypergradientOptimizer(torch.optim.Optimizer):
             lr = group["lr"]
             for p, g in grads:
                 state = self.state[p]
-                u = self._direction(p, g, state, group)
+                u = self._direction(g, state, group)
                 p.add_(u, alpha=-lr)
                 state["prev_direction"] = u.detach().clone()
         self.lr_history.append(self.lr)

@@ -9,6 +9,12 @@ readout with ``W_k = 2 scale c_k`` and ``b_k = -scale ||c_k||^2 / kappa``. Meta-
 (:func:`prototype_loss`) trains the hidden layers so that these readouts classify the query
 sets of the training tasks; adaptation starts from the prototype readout
 (:func:`init_readout_from_prototypes`) and fine-tunes it for a few steps.
+
+With ``metric='cosine'`` a sample is scored by ``scale cos(phi, c_k)`` instead (a cosine
+classifier with a learned temperature, Gidaris & Komodakis 2018; Chen et al. 2019). Dividing by
+``||phi||`` does not change which class scores highest, so the readout ``W_k = s c_k / ||c_k||``,
+``b_k = 0`` classifies exactly as the cosine prototypes do; ``s`` is ``scale`` over the mean
+feature norm of the support set, which keeps the logits at the scale meta-training used.
 """
 
 from __future__ import annotations
@@ -62,33 +68,56 @@ def prototypes(phi, y, n_way):
     return (onehot.T @ phi) / counts[:, None]
 
 
-def prototype_logits(phi, protos, scale):
-    """``-scale ||phi - c_k||^2`` for every sample and class: (B, n_way)."""
+METRICS = ("euclidean", "cosine")
+
+
+def prototype_logits(phi, protos, scale, metric="euclidean"):
+    """``-scale ||phi - c_k||^2`` (or ``scale cos(phi, c_k)``) for every sample and class: (B, n_way).
+
+    Examples
+    --------
+    >>> import torch
+    >>> phi, protos = torch.tensor([[1.0, 0.0]]), torch.tensor([[2.0, 0.0], [0.0, 1.0]])
+    >>> prototype_logits(phi, protos, 1.0).tolist(), prototype_logits(phi, protos, 10.0, "cosine").tolist()
+    ([[-1.0, -2.0]], [[10.0, 0.0]])
+    """
+    if metric == "cosine":
+        unit = torch.nn.functional.normalize
+        return scale * unit(phi, dim=1, eps=1e-6) @ unit(protos, dim=1, eps=1e-6).T
+    if metric != "euclidean":
+        raise ValueError(f"Unknown prototype metric {metric!r}; use one of {METRICS}.")
     return -scale * torch.cdist(phi, protos).square()
 
 
-def prototype_loss(module, x_support, y_support, x_query, y_query, n_way, log_scale):
+def prototype_loss(module, x_support, y_support, x_query, y_query, n_way, log_scale, metric="euclidean"):
     """Cross-entropy of the query set under the support set's prototype readout (differentiable
     in the hidden layers and ``log_scale``)."""
     phi_s, _ = readout_features(module, x_support)
     phi_q, _ = readout_features(module, x_query)
-    logits = prototype_logits(phi_q, prototypes(phi_s, y_support, n_way), log_scale.exp())
+    logits = prototype_logits(phi_q, prototypes(phi_s, y_support, n_way), log_scale.exp(), metric)
     return torch.nn.functional.cross_entropy(logits, y_query)
 
 
 @torch.no_grad()
-def init_readout_from_prototypes(module, x_support, y_support, n_way, scale, chunk=256):
+def init_readout_from_prototypes(module, x_support, y_support, n_way, scale, chunk=256, metric="euclidean"):
     """Set the readout to the prototype readout of the support set (``W_k = 2 scale c_k``,
-    ``b_k = -scale ||c_k||^2 / kappa``); ``x_support`` is (T, B, F), simulated ``chunk``
-    samples at a time."""
+    ``b_k = -scale ||c_k||^2 / kappa``; cosine: ``W_k = scale c_k / (||c_k|| mean ||phi||)``,
+    ``b_k = 0``); ``x_support`` is (T, B, F), simulated ``chunk`` samples at a time."""
     sums, counts, kappa = None, torch.zeros(n_way, dtype=torch.float64, device=x_support.device), 1.0
+    norm_sum = 0.0
     for start in range(0, x_support.shape[1], chunk):
         phi, kappa = readout_features(module, x_support[:, start:start + chunk])
         onehot = torch.nn.functional.one_hot(y_support[start:start + chunk], n_way).to(torch.float64)
         part = onehot.T @ phi.to(torch.float64)
         sums = part if sums is None else sums + part
         counts += onehot.sum(0)
+        norm_sum += float(phi.to(torch.float64).norm(dim=1).sum())
     c = sums / counts.clamp_min(1.0)[:, None]
     out = module.out
+    if metric == "cosine":
+        mean_norm = max(norm_sum / max(x_support.shape[1], 1), 1e-6)
+        out.weight.copy_((scale * torch.nn.functional.normalize(c, dim=1, eps=1e-6) / mean_norm).to(out.weight.dtype))
+        out.bias.zero_()
+        return
     out.weight.copy_((2.0 * scale * c).to(out.weight.dtype))
     out.bias.copy_((-scale * c.square().sum(1) / kappa).to(out.bias.dtype))

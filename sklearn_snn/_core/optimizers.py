@@ -11,6 +11,10 @@ The optimisers here are subclasses of :class:`torch.optim.Optimizer` (learning-r
 calls torch's fused update ops directly -- the ops ``torch.optim.Adam(fused=True)`` and ``AdamW``
 run, on CPU and CUDA tensors -- or, on other devices, a per-tensor update of the same formulas.
 They agree with ``torch.optim``'s to float rounding (``tests/test_warm_up_optimizers.py``).
+The per-tensor update directions (:func:`adam_direction`, :func:`momentum_direction`) and the
+base class are shared with the hypergradient optimizer (``hypergradient.py``) and the
+meta-learner's outer step (``sklearn_snn/meta.py``), so no part of the package builds a
+``torch.optim`` optimiser.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from collections import defaultdict
 
 import torch
 
-__all__ = ["SGD", "Adam", "AdamW", "PlainOptimizer"]
+__all__ = ["SGD", "Adam", "AdamW", "PlainOptimizer", "adam_direction", "momentum_direction"]
 
 _BASE = torch.optim.Optimizer
 
@@ -64,6 +68,14 @@ class PlainOptimizer(_BASE):
     def load_state_dict(self, state_dict):
         _LOAD_STATE_DICT(self, state_dict)
 
+    @staticmethod
+    def _evaluate(closure):
+        """``closure()`` under autograd (for a ``step`` under ``torch.no_grad()``), or None."""
+        if closure is None:
+            return None
+        with torch.enable_grad():
+            return closure()
+
     def zero_grad(self, set_to_none=True):
         for group in self.param_groups:
             for p in group["params"]:
@@ -91,6 +103,61 @@ def _by_device_dtype(params):
     for p in params:
         out[p.device, p.dtype].append(p)
     return out.items()
+
+
+def _adam_state(state, p):
+    if not state:
+        state["step"] = torch.zeros((), dtype=torch.float32, device=p.device)
+        state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+    return state
+
+
+def adam_direction(grad, state, betas=(0.9, 0.999), eps=1e-8):
+    """Adam's step direction: update the moments in ``state`` (a parameter's optimizer state,
+    created on first use) with ``grad`` and return ``m_hat / (sqrt(v_hat) + eps)``; the
+    update is ``-lr`` times it. Shared by :class:`Adam` (off its fused path) and the
+    hypergradient optimizer, which needs the direction itself.
+
+    Examples
+    --------
+    >>> import torch
+    >>> state = {}
+    >>> adam_direction(torch.tensor([2.0, -0.5]), state).tolist()   # first step: sign(grad)
+    [1.0, -1.0]
+    >>> float(state["step"])
+    1.0
+    """
+    _adam_state(state, grad)
+    state["step"] += 1
+    n = float(state["step"])
+    beta1, beta2 = betas
+    m, v = state["exp_avg"], state["exp_avg_sq"]
+    m.lerp_(grad, 1.0 - beta1)
+    v.mul_(beta2).addcmul_(grad, grad, value=1.0 - beta2)
+    denom = (v.sqrt() / math.sqrt(1.0 - beta2 ** n)).add_(eps)
+    return (m / (1.0 - beta1 ** n)).div_(denom)
+
+
+def momentum_direction(grad, state, momentum, dampening=0.0):
+    """The heavy-ball buffer ``b <- momentum b + (1 - dampening) grad`` (``grad`` itself on the
+    first step), kept in ``state['momentum_buffer']`` and returned, as ``torch.optim.SGD``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> state = {}
+    >>> momentum_direction(torch.tensor([1.0]), state, 0.9).tolist()
+    [1.0]
+    >>> momentum_direction(torch.tensor([1.0]), state, 0.9).tolist()
+    [1.899999976158142]
+    """
+    buf = state.get("momentum_buffer")
+    if buf is None:
+        buf = state["momentum_buffer"] = grad.detach().clone()
+    else:
+        buf.mul_(momentum).add_(grad, alpha=1.0 - dampening)
+    return buf
 
 
 def _fused_ok(device, dtype):
@@ -139,20 +206,10 @@ class Adam(PlainOptimizer):
     @torch.no_grad()
     def step(self, closure=None):
         """One update of every parameter with a gradient; returns ``closure()``'s loss if given."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = self._evaluate(closure)
         for group in self.param_groups:
             for (device, dtype), params in _by_device_dtype(self._with_grads(group)):
-                states = []
-                for p in params:
-                    st = self.state[p]
-                    if not st:
-                        st["step"] = torch.zeros((), dtype=torch.float32, device=device)
-                        st["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                        st["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                    states.append(st)
+                states = [_adam_state(self.state[p], p) for p in params]
                 if _fused_ok(device, dtype):
                     self._fused(group, params, states)
                 else:
@@ -171,22 +228,15 @@ class Adam(PlainOptimizer):
 
     @staticmethod
     def _per_tensor(group, params, states):
-        lr, wd, eps = group["lr"], group["weight_decay"], group["eps"]
-        beta1, beta2 = group["betas"]
+        lr, wd = group["lr"], group["weight_decay"]
         for p, st in zip(params, states):
-            st["step"] += 1
-            n = float(st["step"])
             g = p.grad
             if wd:
                 if group["decoupled_weight_decay"]:
                     p.mul_(1.0 - lr * wd)
                 else:
                     g = g.add(p, alpha=wd)
-            m, v = st["exp_avg"], st["exp_avg_sq"]
-            m.lerp_(g, 1.0 - beta1)
-            v.mul_(beta2).addcmul_(g, g, value=1.0 - beta2)
-            denom = (v.sqrt() / math.sqrt(1.0 - beta2 ** n)).add_(eps)
-            p.addcdiv_(m, denom, value=-lr / (1.0 - beta1 ** n))
+            p.add_(adam_direction(g, st, group["betas"], group["eps"]), alpha=-lr)
 
 
 class AdamW(Adam):
@@ -245,10 +295,7 @@ class SGD(PlainOptimizer):
     @torch.no_grad()
     def step(self, closure=None):
         """One update of every parameter with a gradient; returns ``closure()``'s loss if given."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = self._evaluate(closure)
         for group in self.param_groups:
             lr, mom, damp, wd = group["lr"], group["momentum"], group["dampening"], group["weight_decay"]
             for _, params in _by_device_dtype(self._with_grads(group)):
@@ -256,12 +303,7 @@ class SGD(PlainOptimizer):
                 if wd:
                     grads = torch._foreach_add(grads, params, alpha=wd)
                 if mom:
-                    bufs = [self.state[p].get("momentum_buffer") for p in params]
-                    for i, p in enumerate(params):
-                        if bufs[i] is None:
-                            bufs[i] = self.state[p]["momentum_buffer"] = grads[i].detach().clone()
-                        else:
-                            bufs[i].mul_(mom).add_(grads[i], alpha=1.0 - damp)
+                    bufs = [momentum_direction(g, self.state[p], mom, damp) for p, g in zip(params, grads)]
                     if group["nesterov"]:
                         grads = torch._foreach_add(grads, bufs, alpha=mom)
                     else:
