@@ -16,8 +16,8 @@ available, a name forces that backend (an error when it cannot run). ``SKLEARN_S
 disables the compiled one. Thread policy is in :mod:`~sklearn_snn._core.threads`.
 
 When compiling pays. Compiling a kernel costs seconds once per machine (then it loads from the disk
-cache), so ``'auto'`` on CPU runs the torch loops instead for a fit whose whole work is too small to
-repay the compilation of kernels not yet compiled here:
+cache), so ``'auto'`` on CPU runs the torch loops instead during a fit whose whole work is too small
+to repay compiling (decided from the arguments only, so every process gives the same bits):
 :func:`worth_compiling` (for the scan, the fit's minibatch steps x
 (T + T B H / 12000) against :data:`COMPILE_MIN_WORK`; the trainer
 declares the steps).
@@ -141,19 +141,18 @@ register_backend("leaky", "numba", LeakyCompiled, ok=leaky_ok, **_NUMBA)
 
 COMPILE_MIN_WORK = {"scan": 2e5, "leaky": 3e4, "sparse_project": 5e8, "narrow_gx": 5e8}
 """The work below which ``backend='auto'`` runs the torch loops rather than compile a kernel not in the
-kernel cache yet (:func:`worth_compiling`), over the whole fit: scan, T + T B H / 12000 (compiling its
+kernel cache yet (:func:`worth_compiling`), over the whole fit (its epochs x minibatches): scan, T + T B H / 12000 (compiling its
 forward and backward costs 1-1.5 s; it saves 2-11 us a step, 0.1-1.3 ns a neuron-step); leaky
 readout, steps (0.2-0.7 s; about 20 us a step); projections, input elements (sparse loops 2-3 s;
 about 4 ns an element). Measured on the 2-core machine (``benchmarks/first_call.py --compiled``)."""
 _SCOPE, _LISTED = threading.local(), [None, frozenset()]    # a fit's steps; ((path, mtime), listed families)
 FITTING = []                    # one entry per fit epoch running (any thread)
-_CHOSEN, _CHOSEN_TORCH = set(), set()   # families this process runs compiled (stays) / a fit ran on torch
 
 
 @contextlib.contextmanager
 def fit_work(calls):
     """Within: this thread's compiled-kernel decisions (:func:`worth_compiling`) count each call
-    ``calls`` times (the minibatch steps left in the fit; the trainer sets it)."""
+    ``calls`` times (the fit's minibatch steps; the trainer sets it)."""
     prev = getattr(_SCOPE, "calls", None)
     _SCOPE.calls = max(1, int(calls))
     FITTING.append(calls)       # the background warm-up stops loading while a fit runs (sklearn_snn.warmup)
@@ -208,33 +207,26 @@ def listed_families():
 def worth_compiling(family, work):
     """Whether ``backend='auto'`` runs the compiled kernels of ``family`` for a call of ``work``.
 
-    Yes when already run here, outside a fit (:func:`fit_work`) unless a fit here chose torch for
-    them, with ``SKLEARN_SNN_NUMBA=1``, or when ``work`` times the fit's steps left reaches
-    :data:`COMPILE_MIN_WORK` (a tenth of it when an earlier process compiled them: on the warm-up
-    list, :func:`listed_families`, loading them is cheaper); otherwise the torch loops
-    (the same values up to float rounding) cost this fit less than compiling. It depends on the
-    arguments and the kernel cache only (not on timing); a "yes" stays. ``family``: ``('scan', rec,
-    cuba, alif, subtract)``, ``('leaky',)``, ``('sparse_project',)`` or ``('narrow_gx',)``.
+    Yes outside a fit (:func:`fit_work`), with ``SKLEARN_SNN_NUMBA=1``, or when ``work`` times the
+    fit's minibatch steps reaches :data:`COMPILE_MIN_WORK`; otherwise the torch loops (the same
+    values up to float rounding) cost this fit less than compiling. The choice depends on the
+    arguments only, never on timing, the kernel cache or what this process ran before, so a fit
+    gives the same bits in every process (loky and Dask workers included). ``family``:
+    ``('scan', rec, cuba, alif, subtract)``, ``('leaky',)``, ``('sparse_project',)`` or
+    ``('narrow_gx',)``.
 
     Examples
     --------
-    >>> COMPILE_MIN_WORK["example"] = 1000       # a family no process compiled: 10 steps of 50 or 200
+    >>> COMPILE_MIN_WORK["example"] = 1000       # 10 steps of work 50 or 200
     >>> with fit_work(calls=10):
     ...     worth_compiling(("example",), work=50), worth_compiling(("example",), work=200)
     (False, True)
     >>> del COMPILE_MIN_WORK["example"]
     """
-    if family in _CHOSEN or os.environ.get("SKLEARN_SNN_NUMBA") == "1":
-        return True
     calls = getattr(_SCOPE, "calls", None)
-    if calls is None and family not in _CHOSEN_TORCH:
-        return True             # outside a fit, as before the rule: compiled
-    # listed: loading from the disk cache (and importing numba) costs about a tenth of compiling
-    if work * (calls or 1) >= COMPILE_MIN_WORK[family[0]] * (0.1 if family in listed_families() else 1.0):
-        _CHOSEN.add(family)
-        return True
-    _CHOSEN_TORCH.add(family)
-    return False
+    if calls is None or os.environ.get("SKLEARN_SNN_NUMBA") == "1":
+        return True             # outside a fit (predict, direct calls), or forced: compiled
+    return work * calls >= COMPILE_MIN_WORK[family[0]]
 
 
 # ---- entry points -----------------------------------------------------------------------------

@@ -350,13 +350,12 @@ def gradient_epochs(module, state: TrainState, X, y, step, cfg: TrainConfig, n_e
         stopping = Stopping("loss", higher=False, tol=cfg.tol, patience=cfg.n_iter_no_change)
         state.best = None if math.isinf(state.best_loss) else state.best_loss
 
-    n_batches, done = math.ceil(n / bs), [0]
+    n_batches = math.ceil(n / bs)
 
     def epoch():
-        # the steps left in this fit: what the compiled-kernel rule weighs against compiling
-        # (kernels.worth_compiling: small fits on kernels not compiled here run the torch loops)
-        done[0] += 1
-        with fit_work(max(1, n_epochs - done[0] + 1) * n_batches):
+        # the fit's minibatch steps: what the compiled-kernel rule weighs against compiling
+        # (kernels.worth_compiling: fits too small to repay it run the torch loops)
+        with fit_work(max(1, n_epochs) * n_batches):
             return _epoch()
 
     def _epoch():
