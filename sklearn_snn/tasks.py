@@ -20,6 +20,7 @@ from sklearn.utils import check_random_state
 
 __all__ = [
     "Episode",
+    "EpisodeSampler",
     "FewShotTaskSampler",
     "InstanceTaskSampler",
     "RandmanTaskSampler",
@@ -39,7 +40,22 @@ Episode.__doc__ = """An N-way K-shot task: support and query sets with labels 0.
 the original class of each label)."""
 
 
-class FewShotTaskSampler:
+class EpisodeSampler:
+    """What every task sampler shares: lists of episodes and an endless stream, both drawn with
+    the subclass's ``sample(random_state)`` and seeded by its ``random_state``."""
+
+    def episodes(self, n, random_state=None):
+        """A list of ``n`` episodes (seeded by ``random_state``, else the sampler's)."""
+        rng = check_random_state(self.random_state if random_state is None else random_state)
+        return [self.sample(rng) for _ in range(n)]
+
+    def __iter__(self):
+        rng = check_random_state(self.random_state)
+        while True:
+            yield self.sample(rng)
+
+
+class FewShotTaskSampler(EpisodeSampler):
     """N-way K-shot classification episodes from shipped data.
 
     Every episode draws ``n_way`` classes, ``k_shot`` support and ``n_query`` query samples per
@@ -125,22 +141,12 @@ class FewShotTaskSampler:
         classes[order] = chosen
         return Episode(X[sup], lab[0], X[qry], lab[1], classes)
 
-    def episodes(self, n, random_state=None):
-        """A list of ``n`` episodes (seeded by ``random_state``, else the sampler's)."""
-        rng = check_random_state(self.random_state if random_state is None else random_state)
-        return [self.sample(rng) for _ in range(n)]
-
-    def __iter__(self):
-        rng = check_random_state(self.random_state)
-        while True:
-            yield self.sample(rng)
-
     def __repr__(self):
         src = self.source if isinstance(self.source, str) else "(X, y)"
         return f"FewShotTaskSampler(n_way={self.n_way}, k_shot={self.k_shot}, n_query={self.n_query}, source={src!r})"
 
 
-class RandmanTaskSampler:
+class RandmanTaskSampler(EpisodeSampler):
     """N-way K-shot spike-timing tasks, a fresh random-manifold task per episode, by task seed.
 
     Every episode is one task of :func:`~sklearn_snn.datasets.make_randman`: ``n_way`` new random
@@ -206,16 +212,6 @@ class RandmanTaskSampler:
         rng = check_random_state(random_state)
         return self.task(self.task_seeds[rng.randint(len(self.task_seeds))])
 
-    def episodes(self, n, random_state=None):
-        """A list of ``n`` episodes (seeded by ``random_state``, else the sampler's)."""
-        rng = check_random_state(self.random_state if random_state is None else random_state)
-        return [self.sample(rng) for _ in range(n)]
-
-    def __iter__(self):
-        rng = check_random_state(self.random_state)
-        while True:
-            yield self.sample(rng)
-
     def __repr__(self):
         return (f"RandmanTaskSampler(n_way={self.n_way}, k_shot={self.k_shot}, n_query={self.n_query}, "
                 f"n_units={self.n_units}, n_steps={self.n_steps})")
@@ -279,7 +275,7 @@ def random_affine(images, rotation=25.0, scale=0.2, shift=1.5, random_state=None
     return out.reshape(n, h, w)
 
 
-class InstanceTaskSampler:
+class InstanceTaskSampler(EpisodeSampler):
     """Meta-training episodes whose classes are single images and whose samples are distortions.
 
     Every episode draws ``n_way`` images of ``X`` (labels are not used) and makes ``k_shot``
@@ -333,16 +329,6 @@ class InstanceTaskSampler:
         imgs = random_affine(imgs, self.rotation, self.scale, self.shift, rng).reshape(n, k + q, -1)
         return Episode(imgs[:, :k].reshape(n * k, -1), np.repeat(np.arange(n), k),
                        imgs[:, k:].reshape(n * q, -1), np.repeat(np.arange(n), q), chosen)
-
-    def episodes(self, n, random_state=None):
-        """A list of ``n`` episodes (seeded by ``random_state``, else the sampler's)."""
-        rng = check_random_state(self.random_state if random_state is None else random_state)
-        return [self.sample(rng) for _ in range(n)]
-
-    def __iter__(self):
-        rng = check_random_state(self.random_state)
-        while True:
-            yield self.sample(rng)
 
     def __repr__(self):
         return (f"InstanceTaskSampler(n_way={self.n_way}, k_shot={self.k_shot}, n_query={self.n_query}, "
