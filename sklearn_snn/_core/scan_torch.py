@@ -55,6 +55,18 @@ def scale_add(x, y, k, out=None):
     return torch.add(x, y, alpha=k, out=out) if out is not None else torch.add(x, y, alpha=k)
 
 
+def membrane_input(xt, s_prev, w_rec, syn, alpha, v, beta, out):
+    """One step's pre-reset membrane ``out`` and synaptic current: the recurrent input
+    ``s_prev @ w_rec`` (when ``w_rec`` is given), the synaptic filter (when ``alpha`` is given, CuBa)
+    and the leak ``v * beta``. Returns ``(u, syn)``."""
+    if w_rec is not None:
+        xt = torch.addmm(xt, s_prev, w_rec)
+    if alpha is not None:
+        syn = scale_add(xt, syn, alpha)
+        xt = syn
+    return scale_add(xt, v, beta, out=out), syn
+
+
 def reduce_to(grad, like):
     """Sum a gradient over broadcast dimensions down to the shape of ``like``."""
     if not is_tensor(like):
@@ -88,13 +100,8 @@ class ScanTorch(torch.autograd.Function):
         vb = torch.empty_like(xs[0])          # the post-reset membrane, overwritten every step
         v, syn, a, s_prev = v0, syn0, a0, s0
         for t in range(T):
-            xt = xs[t]
-            if rec:
-                xt = torch.addmm(xt, s_prev, w_rec)
-            if cuba:
-                syn = scale_add(xt, syn, alpha)
-                xt = syn
-            u = scale_add(xt, v, beta, out=us[t])
+            u, syn = membrane_input(xs[t], s_prev, w_rec if rec else None, syn, alpha if cuba else None,
+                                    v, beta, us[t])
             s = ss[t]
             if alif:
                 A[t] = a
@@ -359,13 +366,7 @@ def wta_scan(x, w_rec, beta, alpha, thr, v0, syn0, a0, s0, spec: NeuronSpec):
         v, a = v0.clone(), a0.clone() if alif else a0
         syn, s = syn0, s0
         for t in range(T):
-            xt = x[t]
-            if rec:
-                xt = torch.addmm(xt, s, w_rec)
-            if cuba:
-                syn = scale_add(xt, syn, alpha)
-                xt = syn
-            u = scale_add(xt, v, beta, out=U[t])
+            u, syn = membrane_input(x[t], s, w_rec if rec else None, syn, alpha if cuba else None, v, beta, U[t])
             if alif:
                 torch.sub(u, torch.mul(a, spec.adapt, out=z).add_(thr), out=z)
             else:
