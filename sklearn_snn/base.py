@@ -86,7 +86,8 @@ def settings_from_params(estimator, record):
     True
     """
     params = estimator.get_params(deep=False)
-    return record(**{f.name: params[f.name] for f in dataclasses.fields(record) if f.name in params})
+    resolved = getattr(estimator, "_resolved", lambda name: params[name])  # 'auto' parameters resolved
+    return record(**{f.name: resolved(f.name) for f in dataclasses.fields(record) if f.name in params})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -448,7 +449,8 @@ class GradientSNNMixin:
             validate = lambda: self._validation_score(self._training_logits(Xv), y_val)  # noqa: E731
         yt = targets[idx_train].to(device)
         wt = None if sample_weight is None else torch.tensor(sample_weight[idx_train], dtype=torch.float32, device=device)
-        n_epochs = 1 if incremental else self.max_iter
+        max_iter = self._resolved("max_iter")
+        n_epochs = 1 if incremental else max_iter
         state = self._train_state
         if first or not incremental:
             state.no_improve = 0
@@ -459,7 +461,7 @@ class GradientSNNMixin:
                          incremental=incremental,
                          keeps=f"the weights {'of the best validation score' if fs.early_stopping else 'reached'}"
                                " so far",
-                         converge_message=f"Stochastic optimizer: maximum iterations ({self.max_iter}) reached and "
+                         converge_message=f"Stochastic optimizer: maximum iterations ({max_iter}) reached and "
                                           "the optimization hasn't converged yet.")
         return self
 

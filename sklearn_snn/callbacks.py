@@ -79,7 +79,7 @@ class Checkpoint:
                 return False
             self.best_ = value
             self._pending = (epoch, buf.getvalue())
-        last = epoch >= getattr(estimator, "max_iter", epoch)
+        last = epoch >= getattr(estimator, "max_iter_", getattr(estimator, "max_iter", epoch))  # max_iter_: 'auto' resolved
         if epoch % self.every == 0 or last:
             self._write()
         return False

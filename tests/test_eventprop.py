@@ -416,6 +416,24 @@ def test_spike_array_input_learns_randman_and_keeps_dtype():
 
 
 @pytest.mark.usefixtures("_quiet")
+def test_max_iter_auto_resolves_by_input_kind():
+    """'auto' runs 35 epochs on 2D input and 40 on spike arrays; the parameter stays 'auto' and
+    the schedule spans the resolved count (the cosine rate reaches its floor at the last epoch)."""
+    from sklearn_snn.datasets import make_randman
+
+    X, y = _iris_std()
+    small = dict(hidden_layer_sizes=(8,), n_steps=12, dt=2.0, tau_mem=10.0, tau_syn=2.5, random_state=0)
+    clf = EventPropClassifier(**small).fit(X[::3], y[::3])
+    assert clf.max_iter == "auto" and clf.max_iter_ == 35 and clf.n_iter_ == 35
+    assert len(clf.loss_curve_) == 35
+    Xs, ys = make_randman(60, n_classes=2, n_units=6, n_steps=12, random_state=0)
+    clf3 = EventPropClassifier(**small).fit(Xs, ys)
+    assert clf3.max_iter_ == 40 and clf3.n_iter_ == 40
+    fixed = EventPropClassifier(**small, max_iter=3).fit(X[::3], y[::3])
+    assert fixed.max_iter_ == 3 and fixed.n_iter_ == 3
+
+
+@pytest.mark.usefixtures("_quiet")
 def test_bad_input_is_refused_clearly():
     X, y = _iris_std()
     clf = EventPropClassifier(hidden_layer_sizes=(5,), max_iter=1, random_state=0).fit(X, y)
