@@ -409,7 +409,7 @@ def test_spike_array_input_learns_randman_and_keeps_dtype():
     assert ev.n_neurons == 13 and ev.n_steps == 30
     assert len(ev) == int((X[:4] > 0).sum()) + 4  # every spike at its own step, plus the bias spikes
     np.testing.assert_array_equal(ev.offset.numpy(), 0.0)
-    assert clf.loss_ == "voltage" and clf.tau_mem_ == 10.0
+    assert clf.loss_ == "voltage" and clf.tau_mem_ == 20.0 and clf.tau_syn_ == 5.0  # 30 steps: the floor of 20
     assert clf.score(X[180:], y[180:]) > 0.75  # chance: 1/3
     Xb = X.astype(bool)
     np.testing.assert_array_equal(clf.predict(Xb[180:]), clf.predict(X[180:]))
