@@ -297,8 +297,9 @@ class EventPropClassifier(SNNClassifierMixin, ClassifierMixin, GradientSNNMixin,
     def default_search_space(cls):
         """Optuna distributions for the parameters worth tuning (the default of ``OptunaSearchCV``).
 
-        ``hidden_layer_sizes`` (50, 100, 200, 100x50), ``tau_mem`` (5 to 20 steps, log) and
-        ``tau_syn`` (1 to 4 steps, log; disjoint ranges, since the two must differ), ``tau0`` (0.1
+        ``hidden_layer_sizes`` (50, 100, 200, 100x50), ``tau_mem`` (8 to 40 steps, log) and
+        ``tau_syn`` (1.5 to 7.5 steps, log; disjoint ranges, since the two must differ; the 2D
+        defaults 20 / 5 lie inside), ``tau0`` (0.1
         to 1, log), ``tau1`` (1 to 10, log) and ``ttfs_reg`` (1e-4 to 1e-2, log) of the ttfs loss,
         ``init_mean`` (0.5 to 3), ``learning_rate_init`` (1e-3 to 2e-2, log) and ``alpha`` (1e-6
         to 1e-2, log). ``max_iter``, ``batch_size``, ``n_steps`` and ``dt`` set the cost of a
@@ -314,8 +315,8 @@ class EventPropClassifier(SNNClassifierMixin, ClassifierMixin, GradientSNNMixin,
 
         return {
             "hidden_layer_sizes": CategoricalDistribution(["50", "100", "200", "100x50"]),
-            "tau_mem": FloatDistribution(5.0, 20.0, log=True),
-            "tau_syn": FloatDistribution(1.0, 4.0, log=True),
+            "tau_mem": FloatDistribution(8.0, 40.0, log=True),
+            "tau_syn": FloatDistribution(1.5, 7.5, log=True),
             "tau0": FloatDistribution(0.1, 1.0, log=True),
             "tau1": FloatDistribution(1.0, 10.0, log=True),
             "ttfs_reg": FloatDistribution(1e-4, 1e-2, log=True),

@@ -112,6 +112,10 @@ def test_eventprop_time_constants_never_coincide():
 
     space = EventPropClassifier.default_search_space()
     assert space["tau_syn"].high < space["tau_mem"].low
+    est = EventPropClassifier()  # the defaults for 2D input lie inside the space, not on its edge
+    for name, default in (("tau_mem", 20.0), ("tau_syn", 5.0)):
+        assert est._auto_parameters[name][0] == default
+        assert space[name].low < default < space[name].high
 
 
 class _Broken:
