@@ -176,3 +176,31 @@ def test_a_small_fit_on_an_empty_cache_compiles_no_scan(tmp_path):
     if HAVE_NUMBA:
         assert res[1][0] == ["bwd", "fwd"]  # SKLEARN_SNN_NUMBA=1: compiled
         assert abs(__import__("numpy").array(res[0][1]) - res[1][1]).max() < 1e-3
+
+
+@needs_numba
+def test_truncated_bptt_counts_every_window(fresh_rule, monkeypatch):
+    """Truncated BPTT runs each window twice a minibatch step; the rule weighs all those calls, so a
+    windowed fit compiles where the same fit's work calls for it (and runs torch where it does not)."""
+    import sklearn_snn._core.layers as layers
+    from sklearn_snn._core.network import SNN
+
+    net = SNN(4, (3,), 2, LIF, readout="membrane_mean")
+    x = torch.rand(12, 2, 4)                                # 12 steps in windows of 4: 3 windows
+    seen = []
+
+    def spy(*args, scan=kernels.spiking_scan, **kwargs):
+        s, u, st = scan(*args, **kwargs)
+        if s.grad_fn is not None:
+            seen.append(type(s.grad_fn).__name__)
+        return s, u, st
+
+    monkeypatch.setattr(layers, "spiking_scan", spy)
+    # per call work 4 + tiny, 6 calls a step: 3 steps x 6 x 4.0x = 72 < 125; 6 steps: 144 >= 125
+    with kernels.fit_work(3):
+        net.tbptt_backward(x, lambda logits: logits.sum(), 4)
+    small, seen[:] = list(seen), []
+    with kernels.fit_work(6):
+        net.tbptt_backward(x, lambda logits: logits.sum(), 4)
+    assert small and set(small) == {"ScanTorchBackward"}
+    assert seen and set(seen) == {"ScanCompiledBackward"}     # 6 calls alone (without windows) would be 24

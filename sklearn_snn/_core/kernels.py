@@ -163,6 +163,29 @@ def fit_work(calls):
         FITTING.pop()
 
 
+@contextlib.contextmanager
+def calls_per_step(n):
+    """Within: each kernel call counts as one of ``n`` per minibatch step of the current fit (truncated
+    BPTT runs every window twice), so :func:`worth_compiling` weighs the fit's whole work. Outside a
+    fit nothing changes.
+
+    Examples
+    --------
+    >>> with fit_work(calls=10), calls_per_step(8):
+    ...     worth_compiling(("scan",), work=2500)       # 10 steps x 8 calls x 2500 = 2e5
+    True
+    """
+    calls = getattr(_SCOPE, "calls", None)
+    if calls is None:
+        yield
+        return
+    _SCOPE.calls = calls * max(1, int(n))
+    try:
+        yield
+    finally:
+        _SCOPE.calls = calls
+
+
 def listed_families():
     """The kernel families on the warm-up list (what this machine's earlier processes compiled), read
     without importing numba; empty without numba or a list.

@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .kernels import calls_per_step
 from .layers import LeakyReadout, SpikingLinear
 from .neurons import NeuronSpec
 
@@ -107,6 +108,11 @@ class SNN(nn.Module):
             raise ValueError("readout='first_spike' cannot be split into windows; use bptt_window=None.")
         T = x.shape[0]
         starts = list(range(0, T, window))
+        with calls_per_step(2 * len(starts)):    # the fit's work, for the compiled-kernel rule
+            return self._tbptt_windows(x, loss_fn, window, starts, reg_fn)
+
+    def _tbptt_windows(self, x, loss_fn, window, starts, reg_fn):
+        T = x.shape[0]
         saved, parts = [], []
         with torch.no_grad():
             states = None
@@ -136,7 +142,7 @@ class SNN(nn.Module):
                 reg_total += float(reg)
                 obj = obj + reg
             obj.backward()
-        return float(loss), reg_total
+        return float(loss.detach()), reg_total
 
     def _partial(self, out):
         r = self.readout
