@@ -2,11 +2,12 @@
 
 Each measurement runs in a fresh subprocess (``python benchmarks/first_call.py --child CASE``)
 that times, in order: ``import sklearn_snn``, building the data (plus ``--io`` seconds of
-simulated data loading), the first ``fit`` and a second identical ``fit``. The first fit minus the
-second is the first-call cost the user pays (loading or compiling the kernels, numba's start-up,
-torch's lazy initialisation); ``total`` is the process's time from its start to the end of the
-second fit (what a background warm-up cannot shorten: it moves work, mostly under the GIL, from
-the fit to the time before it). Cases:
+simulated data loading), the first ``fit`` and ``predict`` on the training set, and a second
+identical ``fit`` and ``predict``. The first fit minus the second is the first-call cost the user
+pays (loading or compiling the kernels, numba's start-up, torch's lazy initialisation); ``pred1``
+and ``pred2`` show the same for ``predict``. ``total`` is the process's time from its start to the
+end of the second predict (what a background warm-up cannot shorten: it moves work, mostly under
+the GIL, from the fit to the time before it). Cases:
 
 - ``digits``: ``SurrogateSNNClassifier`` on digits, 1 epoch.
 - ``spikes``: the same classifier on a 3D spike array (200 samples, 25 steps, 100 units), 1 epoch.
@@ -84,7 +85,7 @@ def child(case, threads):
         X = (rng.random((200, 25, 100)) < rates[:, None, :]).astype(np.float32)
     time.sleep(float(os.environ.get("FIRST_CALL_IO", "0")))
     t_data = time.perf_counter()
-    times = []
+    times, predict_times = [], []
     for _ in range(2):
         clf = SurrogateSNNClassifier(max_iter=1, random_state=0)
         t = time.perf_counter()
@@ -92,7 +93,11 @@ def child(case, threads):
             warnings.simplefilter("ignore")
             clf.fit(X, y)
         times.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        clf.predict(X)
+        predict_times.append(time.perf_counter() - t)
     print(json.dumps({"import": t_pkg - t0, "data": t_data - t_pkg, "fit1": times[0], "fit2": times[1],
+                      "predict1": predict_times[0], "predict2": predict_times[1],
                       "total": time.perf_counter() - t0, "dynamo": "torch._dynamo" in sys.modules,
                       "numba": "numba" in sys.modules, "version": sklearn_snn.__version__}))
 
@@ -137,7 +142,7 @@ def main():
           f"--repeats {a.repeats} --threads {a.threads} --io {a.io}{' --compiled' if a.compiled else ''}")
     print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     hdr = (f"{'case':8s} {'state':11s} {'import':>7s} {'data':>6s} {'fit1':>7s} {'fit2':>7s} {'first-cost':>10s} "
-           f"{'total':>7s} {'dynamo':>6s}")
+           f"{'pred1':>6s} {'pred2':>6s} {'total':>7s} {'dynamo':>6s}")
     print(hdr)
     for case in a.cases:
         for _ in range(a.repeats):
@@ -156,7 +161,7 @@ def main():
                         shutil.rmtree(tmp, ignore_errors=True)
                     r = run_child(case, dict(base, **STATES[state]), a.threads)
                     print(f"{case:8s} {state:11s} {r['import']:7.2f} {r['data']:6.2f} {r['fit1']:7.2f} {r['fit2']:7.2f} "
-                          f"{r['fit1'] - r['fit2']:10.2f} {r['total']:7.2f} {'yes' if r['dynamo'] else 'no':>6s}", flush=True)
+                          f"{r['fit1'] - r['fit2']:10.2f} {r['predict1']:6.2f} {r['predict2']:6.2f} {r['total']:7.2f} {'yes' if r['dynamo'] else 'no':>6s}", flush=True)
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
     print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")

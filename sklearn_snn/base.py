@@ -23,6 +23,7 @@ from sklearn.utils.validation import (
 )
 
 from ._core import encoding as enc
+from ._core.kernels import inference_work
 from ._core.neurons import NeuronSpec, as_decay
 from ._core.threads import torch_threads  # thread policy lives in _core.threads
 from ._core.training import ArrayBatches, DivergedError, TrainConfig, gradient_epochs, new_state
@@ -224,7 +225,7 @@ class BaseSNN(BaseEstimator):
         module = self._inference_module(dtype)
         bs = batch_size or self.inference_batch_size
         outs = []
-        with torch.no_grad(), self._threads():
+        with torch.no_grad(), self._threads(), inference_work(-(-X.shape[0] // bs)):
             for start in range(0, X.shape[0], bs):
                 # scaled and converted per batch (3D spikes stay bool / uint8 until here)
                 xb = self._to_tensor(self._scale(X[start:start + bs]), dtype=dtype)

@@ -5,6 +5,7 @@ import os
 import sys
 import warnings
 
+import numpy as np
 import pytest
 import torch
 
@@ -204,3 +205,30 @@ def test_truncated_bptt_counts_every_window(fresh_rule, monkeypatch):
         net.tbptt_backward(x, lambda logits: logits.sum(), 4)
     assert small and set(small) == {"ScanTorchBackward"}
     assert seen and set(seen) == {"ScanCompiledBackward"}     # 6 calls alone (without windows) would be 24
+
+
+@needs_numba
+def test_a_small_predict_runs_torch_a_large_one_compiles(fresh_rule, monkeypatch):
+    """An inference call is weighed like a fit: its batches times a call's work, against the same
+    threshold; the outputs agree to float64 rounding either way."""
+    from sklearn_snn import SurrogateSNNClassifier
+
+    rng = np.random.RandomState(0)
+    X, y = rng.rand(40, 3), np.arange(40) % 2
+    clf = SurrogateSNNClassifier(hidden_layer_sizes=(4,), n_steps=5, max_iter=2, random_state=0).fit(X, y)
+    clf.inference_batch_size = 8            # rows per inference batch (a class attribute)
+    chosen = []
+
+    def spy(kind, backend, *args, select=kernels.select_backend):
+        if kind == "scan":
+            chosen.append(backend)
+        return select(kind, backend, *args)
+
+    monkeypatch.setattr(kernels, "select_backend", spy)
+    small = clf.predict_proba(X[:8])        # 1 batch x work 5.0: 5 < 125: the torch loops
+    assert chosen and set(chosen) == {"torch"}
+    chosen.clear()
+    monkeypatch.setitem(kernels.COMPILE_MIN_WORK, "scan", 25)
+    large = clf.predict_proba(X)            # 5 batches x 5.0 = 25: compiled
+    assert chosen and set(chosen) == {"auto"}
+    np.testing.assert_allclose(large[:8], small, rtol=1e-12)

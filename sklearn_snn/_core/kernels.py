@@ -164,6 +164,26 @@ def fit_work(calls):
 
 
 @contextlib.contextmanager
+def inference_work(calls):
+    """Within: as :func:`fit_work`, for an inference call (predict, transform, simulate) of ``calls``
+    batches: a call too small to repay compiling a kernel runs the torch loops (forward only; on
+    the CPU in float64, where the two paths agree to rounding). The background warm-up keeps loading.
+
+    Examples
+    --------
+    >>> with inference_work(calls=4):
+    ...     worth_compiling(("scan",), work=100)      # 400 < 2e5: the torch loops
+    False
+    """
+    prev = getattr(_SCOPE, "calls", None)
+    _SCOPE.calls = max(1, int(calls))
+    try:
+        yield
+    finally:
+        _SCOPE.calls = prev
+
+
+@contextlib.contextmanager
 def calls_per_step(n):
     """Within: each kernel call counts as one of ``n`` per minibatch step of the current fit (truncated
     BPTT runs every window twice), so :func:`worth_compiling` weighs the fit's whole work. Outside a
@@ -230,9 +250,10 @@ def listed_families():
 def worth_compiling(family, work):
     """Whether ``backend='auto'`` runs the compiled kernels of ``family`` for a call of ``work``.
 
-    Yes outside a fit (:func:`fit_work`), with ``SKLEARN_SNN_NUMBA=1``, or when ``work`` times the
-    fit's minibatch steps reaches :data:`COMPILE_MIN_WORK`; otherwise the torch loops (the same
-    values up to float rounding) cost this fit less than compiling. The choice depends on the
+    Yes outside a fit or an inference call (:func:`fit_work`, :func:`inference_work`: direct kernel
+    calls), with ``SKLEARN_SNN_NUMBA=1``, or when ``work`` times the call's minibatch steps reaches
+    :data:`COMPILE_MIN_WORK`; otherwise the torch loops (the same values up to float rounding) cost
+    this call less than compiling. The choice depends on the
     arguments only, never on timing, the kernel cache or what this process ran before, so a fit
     gives the same bits in every process (loky and Dask workers included). ``family``:
     ``('scan', rec, cuba, alif, subtract)``, ``('leaky',)``, ``('sparse_project',)`` or
@@ -248,7 +269,7 @@ def worth_compiling(family, work):
     """
     calls = getattr(_SCOPE, "calls", None)
     if calls is None or os.environ.get("SKLEARN_SNN_NUMBA") == "1":
-        return True             # outside a fit (predict, direct calls), or forced: compiled
+        return True             # outside a fit or an inference call (direct calls), or forced: compiled
     return work * calls >= COMPILE_MIN_WORK[family[0]]
 
 
