@@ -28,10 +28,12 @@ import torch
 from sklearn.base import _fit_context
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
 
 from ._core.meta_proto import (
     METRICS,
     init_readout_from_prototypes,
+    nearest_logits,
     prototype_loss,
     readout_features,
 )
@@ -99,7 +101,8 @@ _META_CONSTRAINTS.update({
     "meta_algorithm": [StrOptions({"reptile", "fomaml", "protonet"})],
     "adapt_layers": [StrOptions({"all", "readout"})],
     "prototype_metric": [StrOptions(set(METRICS))],
-    "readout_init": [StrOptions({"prototypes", "logistic"})],
+    "prototype_per": [StrOptions({"class", "sample", "ridge"})],
+    "readout_init": [StrOptions({"prototypes", "logistic", "nearest"})],
     "n_meta_iter": [IntervalNotBool(Integral, 1, None, closed="left")],
     "meta_batch_size": [IntervalNotBool(Integral, 1, None, closed="left")],
     "meta_lr": [Interval(Real, 0, None, closed="neither")],
@@ -205,11 +208,25 @@ class MetaSNNClassifier(SurrogateSNNClassifier):
         How 'protonet' scores a sample against the prototypes: ``-s ||phi - c_k||^2``, or
         ``s cos(phi, c_k)`` with a learned temperature ``s`` (the readout ``fit`` starts from
         then classifies as the cosine prototypes do).
-    readout_init : {'prototypes', 'logistic'}, default='prototypes'
+    prototype_per : {'class', 'sample', 'ridge'}, default='class'
+        What 'protonet' meta-training scores a query against: the class means of the support
+        features (ProtoNet), or every support sample as a prototype of its own, a class scoring
+        ``log sum_j exp(-s ||phi - phi_j||^2)`` over its samples (a soft nearest neighbour,
+        Frosst et al. 2019; close to Matching Networks, Vinyals et al. 2016). 'sample' suits
+        classes that are not one cluster, such as the curves of random-manifold spike-timing
+        tasks; use it with ``readout_init='nearest'``. 'ridge': no prototypes but a ridge
+        regression of the support labels on the features, solved in closed form and
+        differentiated through (R2-D2, Bertinetto et al. 2019), a linear head like the one
+        ``readout_init='logistic'`` fits; its temperature ``s`` starts at 10.
+    readout_init : {'prototypes', 'logistic', 'nearest'}, default='prototypes'
         The readout ``fit`` starts from after a 'protonet' ``meta_fit``: the support set's
         prototype readout, or an L2-regularised multinomial logistic regression (``C=1``) on the
         same readout features of the support set (a linear probe of the meta-learned embedding,
         Tian et al. 2020), fitted to convergence by L-BFGS before the ``n_adapt_steps`` steps.
+        'nearest': no gradient step; ``fit`` keeps the support set's readout features
+        (``support_features_``) and the estimator scores a sample by the soft nearest-neighbour
+        scores above (with ``meta_scale_`` and ``prototype_metric``) against them; ``module_``
+        itself holds the class-mean prototype readout (what ``simulate`` and exports use).
 
     Attributes
     ----------
@@ -224,6 +241,9 @@ class MetaSNNClassifier(SurrogateSNNClassifier):
         The learned per-tensor inner learning rates (``learn_lr``).
     meta_scale_ : float or None
         The learned scale of the prototype readout ('protonet').
+    support_features_, support_targets_ : ndarray
+        The support set's readout features (n_support, n_hidden) and class indices, kept by
+        ``fit`` with ``readout_init='nearest'`` after a 'protonet' ``meta_fit`` (only then).
     n_meta_iter_ : int
         Meta-iterations run.
     classes_, module_, n_iter_, t_, loss_curve_, n_features_in_, ... :
@@ -246,7 +266,7 @@ class MetaSNNClassifier(SurrogateSNNClassifier):
     _fitted_attributes: ClassVar[dict] = {
         "meta_input_offset_": "array?", "meta_input_scale_": "array?", "meta_n_way_": "int",
         "meta_loss_curve_": "floats", "inner_lrs_": "array?", "n_meta_iter_": "int",
-        "meta_scale_": "float?",
+        "meta_scale_": "float?", "support_features_": "array?", "support_targets_": "array?",
     }
 
 
@@ -292,8 +312,8 @@ class MetaSNNClassifier(SurrogateSNNClassifier):
                  learning_rate_init=5e-3, solver="adam", max_iter=100, learn_tau=False, learn_threshold=False,
                  meta_algorithm="fomaml", n_meta_iter=300, meta_batch_size=4, meta_lr=3e-3,
                  meta_lr_schedule="constant", n_inner_steps=None, n_adapt_steps=10, learn_lr=False, adapt_layers="all",
-                 prototype_metric="euclidean", readout_init="prototypes", device="auto", torch_num_threads=None,
-                 random_state=None, verbose=0):
+                 prototype_metric="euclidean", prototype_per="class", readout_init="prototypes", device="auto",
+                 torch_num_threads=None, random_state=None, verbose=0):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.n_steps = n_steps
         self.neuron = neuron
@@ -324,6 +344,7 @@ class MetaSNNClassifier(SurrogateSNNClassifier):
         self.learn_lr = learn_lr
         self.adapt_layers = adapt_layers
         self.prototype_metric = prototype_metric
+        self.prototype_per = prototype_per
         self.readout_init = readout_init
         self.device = device
         self.torch_num_threads = torch_num_threads
@@ -412,7 +433,8 @@ class MetaSNNClassifier(SurrogateSNNClassifier):
         if not first:
             raise ValueError("tasks yielded no task.")
         check_task_layouts(first, lambda i: f"task #{i} drawn from tasks")
-        for name in ("meta_module_", "module_", "inner_lrs_", "meta_scale_"):
+        for name in ("meta_module_", "module_", "inner_lrs_", "meta_scale_", "support_features_",
+                     "support_targets_"):
             if hasattr(self, name):
                 delattr(self, name)
         X_all = np.concatenate([np.concatenate([t[0], t[2]]) for t in first])
@@ -429,8 +451,8 @@ class MetaSNNClassifier(SurrogateSNNClassifier):
         proto = self.meta_algorithm == "protonet"
         # the prototype readout's scale, started at 1 / (width of the last hidden layer): squared
         # distances of decayed spike counts grow with the width
-        # (cosine: a temperature of 10)
-        cosine = self.prototype_metric == "cosine"
+        # (cosine, and the ridge head: a temperature of 10)
+        cosine = self.prototype_metric == "cosine" or self.prototype_per == "ridge"
         log_scale = torch.tensor(math.log(10.0) if cosine else -math.log(meta.out.weight.shape[1]),
                                  requires_grad=True)
         groups = [{"params": params + ([log_lrs] if self.learn_lr and not proto else [])}]
@@ -504,7 +526,7 @@ class MetaSNNClassifier(SurrogateSNNClassifier):
                 n_way = int(max(ys.max(), yq.max()) + 1)
                 loss = prototype_loss(meta, self._encode(xs, train=True, generator=gen), ys_t,
                                       self._encode(xq, train=True, generator=gen), yq_t, n_way, log_scale,
-                                      self.prototype_metric)
+                                      self.prototype_metric, self.prototype_per)
                 (loss / len(batch)).backward()
                 losses.append(float(loss.detach()))
             outer.step()
@@ -526,6 +548,31 @@ class MetaSNNClassifier(SurrogateSNNClassifier):
             run_training(self, method, n_iter, LoopState(), epoch_callback=epoch_callback, what="Meta-training",
                          keeps="the meta-learned state of the last complete meta-batch")
         return self
+
+    def _features(self, X):
+        """Readout features (n_samples, width of the last hidden layer) of validated input ``X``,
+        in float64 and batches as the predictions are."""
+        return self._batched(X, lambda m, x: readout_features(m, x)[0].double().cpu().numpy())
+
+    def _fit_nearest(self, X, Xt, targets, n_out):
+        """``readout_init='nearest'``: keep the support set's readout features; ``module_``'s own
+        readout is the class-mean prototype readout. No gradient step."""
+        init_readout_from_prototypes(self.module_, self._encode(Xt, train=False), targets, n_out, self.meta_scale_,
+                                     metric=self.prototype_metric)
+        self.support_features_ = self._features(X)
+        self.support_targets_ = targets.cpu().numpy()
+        self.n_iter_, self.t_, self.loss_curve_ = 0, 0, []
+        return self
+
+    def _logits(self, X):
+        if not hasattr(self, "support_features_"):
+            return super()._logits(X)
+        check_is_fitted(self)
+        X, _ = validate_snn_input(self, X, reset=False)
+        scores = nearest_logits(torch.as_tensor(self._features(X)), torch.as_tensor(self.support_features_),
+                                torch.as_tensor(self.support_targets_), len(self.classes_), self.meta_scale_,
+                                self.prototype_metric)
+        return scores.numpy()
 
     def _check_task(self, Xs, Xq):
         for X in (Xs, Xq):
@@ -595,13 +642,21 @@ class MetaSNNClassifier(SurrogateSNNClassifier):
                              f"on {ndim}D input with {n_features} features.")
         if sample_weight is not None:
             sample_weight = check_sample_weight(sample_weight, X)
+            if self.readout_init == "nearest" and getattr(self, "meta_scale_", None) is not None:
+                raise ValueError("readout_init='nearest' keeps the support samples as they are and cannot weigh "
+                                 "them; drop sample_weight or use readout_init='logistic'.")
         targets, n_out = self._prepare_targets(y, reset=True)
+        for name in ("support_features_", "support_targets_"):
+            if hasattr(self, name):
+                delattr(self, name)
         self._generator = make_generator(self.random_state)
         self._fit_scaler(X)
         device = self._device()
         with self._threads():
             self.module_ = self._build_module(self._n_encoded(self.n_features_in_), n_out, self._generator).to(device)
             Xt = self._to_tensor(self._scale(X), device=device)
+            if getattr(self, "meta_scale_", None) is not None and self.readout_init == "nearest":
+                return self._fit_nearest(X, Xt, targets.to(device), n_out)
             if getattr(self, "meta_scale_", None) is not None and self.readout_init == "logistic":
                 _logistic_readout(self.module_, self._encode(Xt, train=False), targets.to(device), n_out,
                                   sample_weight=sample_weight)

@@ -15,6 +15,11 @@ classifier with a learned temperature, Gidaris & Komodakis 2018; Chen et al. 201
 ``||phi||`` does not change which class scores highest, so the readout ``W_k = s c_k / ||c_k||``,
 ``b_k = 0`` classifies exactly as the cosine prototypes do; ``s`` is ``scale`` over the mean
 feature norm of the support set, which keeps the logits at the scale meta-training used.
+
+Two other heads for meta-training: every support sample a prototype of its own, a class scoring
+the log-sum-exp of its samples' scores (:func:`nearest_logits`, a soft nearest neighbour), and
+a ridge regression of the support labels on the features solved in closed form
+(:func:`ridge_logits`, R2-D2, Bertinetto et al. 2019).
 """
 
 from __future__ import annotations
@@ -89,12 +94,60 @@ def prototype_logits(phi, protos, scale, metric="euclidean"):
     return -scale * torch.cdist(phi, protos).square()
 
 
-def prototype_loss(module, x_support, y_support, x_query, y_query, n_way, log_scale, metric="euclidean"):
+def nearest_logits(phi, phi_support, y_support, n_way, scale, metric="euclidean"):
+    """Soft nearest-neighbour scores (B, n_way): every support sample is a prototype of its own,
+    and class ``k`` scores ``log sum_{j: y_j = k} exp(-scale ||phi - phi_j||^2)`` (or the cosine
+    similarity times ``scale``); for a large ``scale`` the highest is the class of the nearest
+    support sample (Frosst et al. 2019's soft nearest neighbour; Vinyals et al. 2016). A class
+    without support samples scores -inf.
+
+    Examples
+    --------
+    >>> import torch
+    >>> phi_s, y_s = torch.tensor([[0.0], [2.0], [3.5]]), torch.tensor([0, 0, 1])
+    >>> nearest_logits(torch.tensor([[2.4]]), phi_s, y_s, 2, 100.0).argmax(1).tolist()   # class means: 1
+    [0]
+    """
+    scores = prototype_logits(phi, phi_support, scale, metric)            # (B, S)
+    mask = torch.nn.functional.one_hot(y_support, n_way).T.to(torch.bool)   # (n_way, S)
+    scores = scores[:, None, :].masked_fill(~mask[None], float("-inf"))     # (B, n_way, S)
+    return torch.logsumexp(scores, dim=2)
+
+
+def ridge_logits(phi, phi_support, y_support, n_way, scale, ridge=1.0):
+    """``scale * phi W`` with ``W`` the ridge regression of the support set's one-hot labels on
+    its features (Bertinetto et al. 2019's R2-D2 head), solved in the support samples' dual,
+    ``W = Phi^T (Phi Phi^T + lambda I)^-1 Y``, with ``lambda = ridge`` times the mean squared
+    feature norm (so the head does not depend on the scale of the features); differentiable.
+
+    Examples
+    --------
+    >>> import torch
+    >>> phi_s, y_s = torch.tensor([[1.0, 0.0], [0.0, 1.0]]), torch.tensor([0, 1])
+    >>> ridge_logits(torch.tensor([[2.0, 0.0]]), phi_s, y_s, 2, 1.0).tolist()
+    [[1.0, 0.0]]
+    """
+    y = torch.nn.functional.one_hot(y_support, n_way).to(phi.dtype)
+    gram = phi_support @ phi_support.T
+    lam = ridge * gram.diagonal().mean().clamp_min(1e-6)
+    eye = torch.eye(gram.shape[0], dtype=gram.dtype, device=gram.device)
+    w = phi_support.T @ torch.linalg.solve(gram + lam * eye, y)
+    return scale * (phi @ w)
+
+
+def prototype_loss(module, x_support, y_support, x_query, y_query, n_way, log_scale, metric="euclidean",
+                   per="class"):
     """Cross-entropy of the query set under the support set's prototype readout (differentiable
-    in the hidden layers and ``log_scale``)."""
+    in the hidden layers and ``log_scale``); ``per='sample'``: under the soft nearest-neighbour
+    scores of :func:`nearest_logits`."""
     phi_s, _ = readout_features(module, x_support)
     phi_q, _ = readout_features(module, x_query)
-    logits = prototype_logits(phi_q, prototypes(phi_s, y_support, n_way), log_scale.exp(), metric)
+    if per == "sample":
+        logits = nearest_logits(phi_q, phi_s, y_support, n_way, log_scale.exp(), metric)
+    elif per == "ridge":
+        logits = ridge_logits(phi_q, phi_s, y_support, n_way, log_scale.exp())
+    else:
+        logits = prototype_logits(phi_q, prototypes(phi_s, y_support, n_way), log_scale.exp(), metric)
     return torch.nn.functional.cross_entropy(logits, y_query)
 
 
