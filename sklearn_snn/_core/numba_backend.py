@@ -629,7 +629,9 @@ class ScanCompiled(torch.autograd.Function):
             # step kernels (BLAS, on torch's threads)
             bwd = mod.backward
             src = gsyn if cuba else gu
-            wT = w_rec.detach().t()
+            # W_rec^T copied once, contiguous: MKL's product with it is ~1% faster than with the
+            # transposed view (8.65 vs 8.75 ms for S2-rec's 100 products, one core)
+            wT = w_rec.detach().t().contiguous()
             for t in range(T - 1, -1, -1):
                 if t < T - 1:
                     torch.mm(src, wT, out=rt)

@@ -21,7 +21,25 @@ except ImportError:  # the backend is unavailable; keep the module importable (e
     numba = None
     prange = range
 
-__all__ = ["KERNELS", "add_rows", "pack_bits", "sparse_wgrad"]
+__all__ = ["KERNELS", "add_rows", "cttz", "pack_bits", "sparse_wgrad"]
+
+
+if numba is not None:
+    from llvmlite import ir
+    from numba.core.extending import intrinsic
+
+    @intrinsic
+    def cttz(typingctx, x):
+        # the index of the lowest set bit of a nonzero integer (LLVM's cttz: one tzcnt instruction)
+        def codegen(context, builder, sig, args):
+            return builder.cttz(args[0], ir.Constant(ir.IntType(1), 1))
+
+        return x(x), codegen
+else:
+    def cttz(x):
+        """The index of the lowest set bit of a nonzero integer (plain Python without numba)."""
+        x = int(x)
+        return (x & -x).bit_length() - 1
 
 
 def _jit(**opts):
@@ -178,23 +196,48 @@ def sparse_wgrad_par(indptr, indices, values, G, gwT, nchunks, binary, block):
 
 
 def rec_wgrad(Q, q0, GX, gw, nchunks):
-    # gw = sum_t s_(t-1)^T GX_t for uint8 spikes Q (T, B, H) (q0 at t = 0), each thread taking a
-    # range of rows j of gw: for each step the samples in which j spiked are listed without
-    # branches and their rows of GX_t summed into gw[j] eight at a time
+    # gw = sum_t s_(t-1)^T GX_t for uint8 spikes Q (T, B, H) of 0s and 1s (q0 at t = 0), each
+    # thread taking a range of J rows of gw. For each step the spikes of its rows are first
+    # turned into bit masks over the samples (M[w, j]: bit i for sample 64 w + i; a branch-free
+    # pass over contiguous bytes that vectorises); the samples in which j spiked are then read
+    # off the set bits (one tzcnt each, so the cost follows the spike count, not B) and their
+    # rows of GX_t summed into gw[j] eight at a time. The rows are added in increasing sample
+    # order, as the branch-free listing over b did (3.6 -> 2.65 ms for S2-rec on one core).
     T, B, H = GX.shape
+    NW = (B + 63) // 64
     step = (H + nchunks - 1) // nchunks
     for c in prange(nchunks):
+        j0 = c * step
+        J = max(0, min(H, j0 + step) - j0)
         lst = np.empty(B + 1, np.int32)
+        M = np.empty((NW, J), np.uint64)
         for t in range(T):
             sp = Q[t - 1] if t > 0 else q0
+            for w in range(NW):
+                mw = M[w]
+                for j in range(J):
+                    mw[j] = 0
+            for b in range(B):
+                r = sp[b, j0:j0 + J]
+                mw = M[b >> 6]
+                bit = np.uint64(1) << np.uint64(b & 63)
+                for j in range(J):         # a local range from 0: with a range from j0 it does not vectorise
+                    mw[j] |= bit * np.uint64(r[j])
             gx = GX[t]
-            for j in range(c * step, min(H, (c + 1) * step)):
+            for j in range(J):
                 k = 0
-                for b in range(B):
-                    lst[k] = b
-                    k += sp[b, j] != 0
+                for w in range(NW):
+                    m = M[w, j]
+                    k0 = k
+                    while m != 0:
+                        lst[k] = cttz(m)
+                        k += 1
+                        m &= m - np.uint64(1)
+                    if w > 0:
+                        for q in range(k0, k):
+                            lst[q] += 64 * w
                 if k > 0:
-                    add_rows(gw[j], gx, lst, 0, k)
+                    add_rows(gw[j0 + j], gx, lst, 0, k)
 
 
 def narrow_gx(G, W, out, nchunks):

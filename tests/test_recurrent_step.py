@@ -1,0 +1,76 @@
+"""The compiled recurrent weight gradient (bit masks over the samples) against plain products."""
+import functools
+
+import numpy as np
+import pytest
+import torch
+
+from sklearn_snn._core import numba_backend, numba_loops
+from sklearn_snn._core.kernels import reference_scan, spiking_scan
+from sklearn_snn._core.neurons import NeuronSpec
+
+HAVE_NUMBA = numba_backend.numba_kernels() is not None
+needs_numba = pytest.mark.skipif(not HAVE_NUMBA, reason="numba not installed")
+
+
+def _python_cttz(x):
+    # the fallback's definition, kept here so that it is tested with numba installed too
+    x = int(x)
+    return (x & -x).bit_length() - 1
+
+
+@pytest.mark.parametrize("x,expected", [(1, 0), (2, 1), (12, 2), (1 << 40, 40), ((1 << 63) | 8, 3), (1 << 63, 63)])
+def test_lowest_set_bit(x, expected):
+    assert _python_cttz(x) == expected
+    if HAVE_NUMBA:
+        import numba
+
+        f = numba.njit(lambda v: numba_loops.cttz(v))
+        assert f(np.uint64(x)) == expected
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("B,H,density,nchunks", [(1, 5, 0.3, 1), (3, 7, 1.0, 2), (64, 9, 0.1, 1), (65, 16, 0.05, 3),
+                                                 (130, 11, 0.5, 4), (200, 33, 0.0, 2), (97, 1, 0.9, 1)])
+def test_recurrent_weight_gradient_equals_product(B, H, density, nchunks, dtype):
+    # gw = sum_t s_(t-1)^T GX_t (q0 at t = 0), for sample counts off and over a 64-bit word, dense,
+    # sparse and no spikes, more chunks than fit evenly; both the serial and the parallel copy
+    nbk = numba_backend.numba_kernels()
+    rng = np.random.default_rng(B * 100 + H)
+    T = 6
+    Q = (rng.random((T, B, H)) < density).astype(np.uint8)
+    q0 = (rng.random((B, H)) < 0.5).astype(np.uint8)
+    GX = rng.standard_normal((T, B, H)).astype(dtype)
+    prev = np.concatenate([q0[None], Q[:-1]]).astype(np.float64)
+    ref = np.einsum("tbj,tbk->jk", prev, GX.astype(np.float64)) + 0.25
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    for mod in (nbk.ser, nbk.par):
+        gw = np.full((H, H), 0.25, dtype)
+        mod.rec_wgrad(Q, q0, GX, gw, nchunks)
+        np.testing.assert_allclose(gw, ref, rtol=tol, atol=tol)
+
+
+@needs_numba
+@pytest.mark.parametrize("B", [1, 70])
+@pytest.mark.parametrize("model", ["lif", "cuba"])
+def test_recurrent_scan_gradients_match_torch(model, B):
+    spec = NeuronSpec(model, beta=0.85, alpha=0.6, reset="subtract")
+    g = torch.Generator().manual_seed(B)
+    H, T = 24, 15
+    gain = 0.5 if model == "lif" else 0.15
+    x = ((torch.randn(T, B, H, generator=g, dtype=torch.float64) * 0.5 + 0.2) * gain / 0.5).requires_grad_()
+    w = (torch.randn(H, H, generator=g, dtype=torch.float64) * 0.3).requires_grad_()
+    weight = torch.randn(T, B, H, generator=g, dtype=torch.float64)
+    out = []
+    for fn in (functools.partial(spiking_scan, backend="numba"), functools.partial(spiking_scan, backend="torch"),
+               reference_scan):
+        s, _, _ = fn(x, spec, "fast_sigmoid", 3.0, w_rec=w)
+        (s * weight).sum().backward()
+        out.append((s.detach(), x.grad.clone(), w.grad.clone()))
+        x.grad = w.grad = None
+    assert 0 < float(out[0][0].mean()) < 0.6
+    for other in out[1:]:
+        for a, b in zip(out[0], other):
+            torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-11)
+    assert float(out[0][2].abs().sum()) > 0
