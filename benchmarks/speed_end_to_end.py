@@ -23,7 +23,7 @@ Cache state for ``core``: whatever the kernel cache holds (``--cold`` points it 
 per cell: the first fit after a fresh install). The table gives seconds per cell and the speed-up of
 ``core`` over the fastest anchor.
 
-Run: ``python benchmarks/speed_end_to_end.py`` (``--shapes S2 S3``, ``--epochs 3``, ``--n-batches 4``,
+Run: ``python benchmarks/speed_end_to_end.py`` (``--shapes S2 S3``, ``--epochs 3``, ``--n-batches 4``, ``--repeat 1``,
 ``--threads 2``, ``--cold``, ``--variants ...``). Times on a shared machine are noisy; ratios between
 cells of one run are what to read.
 """
@@ -115,6 +115,30 @@ def child(variant, shape, epochs, n_batches, threads):
     return time.perf_counter() - t0
 
 
+def run_cell(a, shape, v):
+    """Seconds of one fresh-process cell (None when it failed; the error is printed)."""
+    env = dict(os.environ, OMP_NUM_THREADS=str(a.threads), E2E_TORCH_INIT="1" if a.torch_init else "0")
+    tmp = None
+    env.pop("SKLEARN_SNN_NUMBA", None)
+    env["SKLEARN_SNN_WARMUP"] = "1" if v == "core" else "0"
+    if v == "core-torch":
+        env["SKLEARN_SNN_NUMBA"] = "0"
+    if a.cold and v in ("core", "core-before"):
+        tmp = tempfile.mkdtemp(prefix="snn_e2e_")
+        env.update(SKLEARN_SNN_KERNEL_CACHE=os.path.join(tmp, "k"), NUMBA_CACHE_DIR=os.path.join(tmp, "n"))
+    cmd = [sys.executable, __file__, "--child", v, shape, "--epochs", str(a.epochs),
+           "--n-batches", str(a.n_batches), "--threads", str(a.threads)]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    if tmp:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if out.returncode != 0:
+        print(f"{shape} {v}: failed: {out.stderr.strip().splitlines()[-1:]}", flush=True)
+        return None
+    t = json.loads(out.stdout.strip().splitlines()[-1])["seconds"]
+    print(f"{shape:6s} {v:10s} {t:8.2f} s", flush=True)
+    return t
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--shapes", nargs="+", default=["S2", "S3"])
@@ -123,6 +147,9 @@ def main():
     ap.add_argument("--n-batches", type=int, default=4)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--cold", action="store_true", help="an empty kernel cache per core cell")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="fresh processes per cell, run in interleaved rounds; the table gives each cell's fastest "
+                         "(on a loaded machine the minimum is the least disturbed run)")
     ap.add_argument("--torch-init", action="store_true",
                     help="import torch._dynamo before the timer in every variant (torch's own first-optimiser cost, "
                          "the same for all; what a background sklearn_snn warm-up hides)")
@@ -133,30 +160,17 @@ def main():
         return
     print("command: python benchmarks/speed_end_to_end.py --shapes " + " ".join(a.shapes) + " --variants "
           + " ".join(a.variants) + f" --epochs {a.epochs} --n-batches {a.n_batches} --threads {a.threads}"
-          + (" --cold" if a.cold else "") + (" --torch-init" if a.torch_init else ""))
+          + (" --cold" if a.cold else "") + (" --torch-init" if a.torch_init else "")
+          + (f" --repeat {a.repeat}" if a.repeat > 1 else ""))
     print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
-    res = {}
-    for shape in a.shapes:
-        for v in a.variants:
-            env = dict(os.environ, OMP_NUM_THREADS=str(a.threads), E2E_TORCH_INIT="1" if a.torch_init else "0")
-            tmp = None
-            env.pop("SKLEARN_SNN_NUMBA", None)
-            env["SKLEARN_SNN_WARMUP"] = "1" if v == "core" else "0"
-            if v == "core-torch":
-                env["SKLEARN_SNN_NUMBA"] = "0"
-            if a.cold and v in ("core", "core-before"):
-                tmp = tempfile.mkdtemp(prefix="snn_e2e_")
-                env.update(SKLEARN_SNN_KERNEL_CACHE=os.path.join(tmp, "k"), NUMBA_CACHE_DIR=os.path.join(tmp, "n"))
-            cmd = [sys.executable, __file__, "--child", v, shape, "--epochs", str(a.epochs),
-                   "--n-batches", str(a.n_batches), "--threads", str(a.threads)]
-            out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-            if tmp:
-                shutil.rmtree(tmp, ignore_errors=True)
-            if out.returncode != 0:
-                print(f"{shape} {v}: failed: {out.stderr.strip().splitlines()[-1:]}", flush=True)
-                continue
-            res[shape, v] = json.loads(out.stdout.strip().splitlines()[-1])["seconds"]
-            print(f"{shape:6s} {v:10s} {res[shape, v]:8.2f} s", flush=True)
+    runs = {}
+    for _ in range(max(1, a.repeat)):
+        for shape in a.shapes:
+            for v in a.variants:
+                t = run_cell(a, shape, v)
+                if t is not None:
+                    runs.setdefault((shape, v), []).append(t)
+    res = {k: min(ts) for k, ts in runs.items()}
     print()
     print(f"{'shape':6s} " + " ".join(f"{v:>10s}" for v in a.variants) + "   core/best-anchor  before/best  core-torch/best")
     for shape in a.shapes:

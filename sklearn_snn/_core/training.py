@@ -272,13 +272,22 @@ def run_epochs(module, state: TrainState, X, y, step, cfg: TrainConfig, n_epochs
     return run_method(method, n_epochs, state, callback=epoch_callback, verbose=cfg.verbose, log=log)
 
 
+_TORCH_DTYPE = {np.dtype(np.bool_): torch.bool, np.dtype(np.uint8): torch.uint8, np.dtype(np.int32): torch.int32,
+                np.dtype(np.int64): torch.int64, np.dtype(np.float32): torch.float32,
+                np.dtype(np.float64): torch.float64}
+_GATHER_DTYPES = frozenset(_TORCH_DTYPE)
+
+
 class ArrayBatches:
     """A training set left as the array it came as, handed out one minibatch at a time.
 
     ``take(indices)`` returns the rows ``indices`` (in that order) as a ``dtype`` tensor on
     ``device``: the rows are gathered in increasing order (one forward pass over the array; a
-    memmap reads its file in order), kept in the array's dtype (bool / uint8 spikes: 1 byte an
-    entry) until they reach the device, and converted there. Memory is one batch, whatever the
+    memmap reads its file in order; an array in memory is gathered by torch into a reused buffer),
+    kept in the array's dtype (bool / uint8 spikes: 1 byte an entry) until they reach the device,
+    and converted there. Sequences (3D and up) come back as a ``(B, T, ...)`` view of a
+    time-major buffer, so that the network's ``(T, B, ...)`` input is contiguous (on CPU the
+    buffer is reused from batch to batch). Memory is one batch, whatever the
     size of the set: no float copy of the whole set is ever made. ``rows`` (optional) selects a
     subset of the array's first axis without copying it (e.g. the training part of a
     validation split).
@@ -308,14 +317,38 @@ class ArrayBatches:
         idx = indices.cpu().numpy() if torch.is_tensor(indices) else np.asarray(indices)
         if self.rows is not None:
             idx = self.rows[idx]
-        order = np.argsort(idx, kind="stable")
-        rows = self.array[idx[order]]
-        if not np.array_equal(order, np.arange(len(order))):
-            rows = rows[np.argsort(order)]   # back to the order asked for (exact: a gather)
-        rows = np.ascontiguousarray(rows)
-        if rows.dtype.kind == "u" and rows.dtype.itemsize > 1:
-            rows = rows.astype(np.float64)   # torch's own unsigned types are recent and partial
-        return torch.from_numpy(rows).to(self.device).to(self.dtype)
+        A = self.array
+        if (A.ndim >= 3 and self.device.type == "cpu" and type(A) is np.ndarray and A.dtype in _GATHER_DTYPES
+                and A.flags.c_contiguous and A.flags.writeable):
+            # an array in memory: one gather by torch into a reused buffer (a fresh numpy gather
+            # costs the page faults of its first touch, several times the copy itself)
+            src = torch.index_select(torch.from_numpy(A), 0, torch.from_numpy(idx.astype(np.int64, copy=False)),
+                                     out=_buffers.empty((len(idx), *A.shape[1:]), _TORCH_DTYPE[A.dtype]))
+            rows = src
+        else:
+            order = np.argsort(idx, kind="stable")
+            rows = A[idx[order]]
+            if not np.array_equal(order, np.arange(len(order))):
+                rows = rows[np.argsort(order)]   # back to the order asked for (exact: a gather)
+            rows = np.ascontiguousarray(rows)
+            if rows.dtype.kind == "u" and rows.dtype.itemsize > 1:
+                rows = rows.astype(np.float64)   # torch's own unsigned types are recent and partial
+            src = torch.from_numpy(rows)
+            if rows.ndim < 3:
+                return src.to(self.device).to(self.dtype)
+        # sequences (B, T, ...) come back as a (B, T, ...) view of a time-major (T, B, ...) buffer:
+        # the network's (T, B, ...) input is then contiguous (no copy before the projection, and
+        # the sparse projection can take it). One pass writes it, converted to ``dtype``; on CPU the
+        # buffer comes from the reuse pool (a fresh one costs its page faults on first touch)
+        shape = (rows.shape[1], rows.shape[0], *rows.shape[2:])
+        if self.device.type == "cpu":
+            out = _buffers.empty(shape, self.dtype)
+        else:
+            out = torch.empty(shape, dtype=self.dtype, device=self.device)
+            src = src.to(self.device)
+        dst = out.transpose(0, 1)
+        dst.copy_(src)
+        return dst
 
 
 def gradient_epochs(module, state: TrainState, X, y, step, cfg: TrainConfig, n_epochs, *,
