@@ -20,7 +20,10 @@
    class episodes, depth, distortion ranges, flipped images, pixel noise) and its adaptation
    (prototype readout only, readout only, distorted support sets, logistic-regression start,
    an ensemble of four starts), paired against logistic regression on the same episodes.
-2b. The same on fresh random-manifold spike-timing tasks (``RandmanTaskSampler``, disjoint task
+2b. ``few_shot_distortions``: the adopted start of 2. meta-trained on instance episodes with further
+   distortions (shear, anisotropic zoom, elastic displacement fields, stroke thickness), paired
+   against logistic regression on the selection episodes (``--episode-seed``, default 11).
+2c. The same on fresh random-manifold spike-timing tasks (``RandmanTaskSampler``, disjoint task
    seeds for meta-training and test), with a 512-unit start whose adaptation (steps, rate) is
    chosen on training tasks, a start meta-trained for soft nearest-neighbour scores whose
    ``fit`` keeps the support features (``prototype_per='sample'``, ``readout_init='nearest'``),
@@ -38,6 +41,7 @@ Usage::
     OMP_NUM_THREADS=1 python benchmarks/meta.py           # longer training, more trials
     OMP_NUM_THREADS=1 python benchmarks/meta.py --only few_shot --episodes 100
     OMP_NUM_THREADS=1 python benchmarks/meta.py --only few_shot_variants --episodes 100
+    OMP_NUM_THREADS=1 python benchmarks/meta.py --only few_shot_distortions --episodes 100
     OMP_NUM_THREADS=1 python benchmarks/meta.py --only randman --quick --episodes 100
 """
 
@@ -153,13 +157,15 @@ class _PretrainedReadout:
         return self.lr.score(self._features(X), y)
 
 
-def few_shot(quick, seed=0, n_episodes=100, n_meta_iter=None, instance_meta_iter=INSTANCE_META_ITER):
+def few_shot(quick, seed=0, n_episodes=100, n_meta_iter=None, instance_meta_iter=INSTANCE_META_ITER,
+             episode_seed=None):
     """5-way 5-shot on digit classes 5-9 held out from meta-training (0-4): meta-learned starts
-    against honest baselines on the same episodes."""
+    against honest baselines on the same episodes (``episode_seed``, default ``seed + 1``; 11 gives
+    the selection episodes on which the choices were made)."""
     n_meta_iter = n_meta_iter or (300 if quick else 1000)
     train = FewShotTaskSampler(5, 5, 15, classes=range(5), random_state=seed)
     test = FewShotTaskSampler(5, 5, 15, classes=range(5, 10))
-    episodes = test.episodes(n_episodes, random_state=seed + 1)
+    episodes = test.episodes(n_episodes, random_state=seed + 1 if episode_seed is None else episode_seed)
     tune_episodes = train.episodes(10 if quick else 20, random_state=seed + 2)
     kw = {"hidden_layer_sizes": (64,), "n_steps": 8, "random_state": seed}
     acc, cost, notes = {}, {}, {}
@@ -260,6 +266,55 @@ def _augmented_fit(meta, n_copies, rotation, scale, shift):
             return self.est.score(X, y)
 
     return Augmented
+
+
+# Optional distortions of the instance episodes (``InstanceTaskSampler``: shear, anisotropic zoom,
+# elastic displacement fields, stroke thickness), compared for the adopted start of few_shot on
+# the selection episodes (``--episode-seed 11``), at most six candidates besides the base
+DISTORTION_CANDIDATES = {   # name: InstanceTaskSampler distortions on top of (or instead of) the base ones
+    "base": {},                                                   # 25 deg, 20% zoom, 1.5 px
+    "shear_stretch": {"shear": 15, "stretch": 0.15},              # + shear 15 deg, anisotropic zoom 15%
+    "elastic": {"elastic": 1.0},                                  # + elastic field up to 1 px (sigma 1 px)
+    "thickness": {"thickness": 0.5},                              # + blend with dilation / erosion up to 50%
+    "all": {"shear": 15, "stretch": 0.15, "elastic": 1.0, "thickness": 0.5},
+    "milder_affine_all": {"rotation": 15, "scale": 0.12, "shift": 1.0, "shear": 15, "stretch": 0.15,
+                          "elastic": 0.5, "thickness": 0.3},      # 15 deg, 12%, 1 px + smaller new ones
+    "thickness_25": {"thickness": 0.25},                          # + thickness up to 25%
+}
+
+
+def few_shot_distortions(quick, seed=0, n_episodes=100, episode_seed=11, instance_meta_iter=INSTANCE_META_ITER,
+                         candidates=None):
+    """The adopted start of :func:`few_shot` (instance episodes, ``membrane_mean`` features, the
+    logistic start, 20 steps at 1e-3) meta-trained on instance episodes with other distortions
+    (``DISTORTION_CANDIDATES``), paired against logistic regression on the pixels on the held-out
+    episodes of ``episode_seed`` (11: the selection episodes, not the benchmark's)."""
+    X, y = load_digits(return_X_y=True)
+    base = y < 5
+    episodes = FewShotTaskSampler(5, 5, 15, classes=range(5, 10)).episodes(n_episodes, random_state=episode_seed)
+    iters = instance_meta_iter if not quick else instance_meta_iter // 3
+    kw = {"hidden_layer_sizes": (256,), "n_steps": 8, "random_state": seed, "meta_algorithm": "protonet",
+          "learning_rate_init": 1e-3, "n_adapt_steps": 20, "meta_lr": 3e-3, "readout": "membrane_mean",
+          "readout_init": "logistic", "n_meta_iter": iters}
+    lr = np.array([LogisticRegression(max_iter=2000).fit(e.X_support, e.y_support).score(e.X_query, e.y_query)
+                   for e in episodes])
+    rows = {}
+    for name in candidates or DISTORTION_CANDIDATES:
+        distortions = DISTORTION_CANDIDATES[name]
+        meta = MetaSNNClassifier(**kw)
+        t0 = time.perf_counter()
+        meta.meta_fit(InstanceTaskSampler(X[base], n_way=20, k_shot=5, n_query=5, random_state=seed, **distortions))
+        meta_s = time.perf_counter() - t0
+        a, t = _score_all(lambda meta=meta: meta, episodes)
+        m, h = ci95(a)
+        d, dh = ci95(np.asarray(a) - lr)
+        rows[name] = {"distortions": distortions, "mean": m, "ci95": h, "vs_logistic_points": 100 * d,
+                      "vs_logistic_ci95": 100 * dh, "fit_ms": 1e3 * float(np.median(t)), "meta_s": meta_s,
+                      "final_meta_loss": float(np.mean(meta.meta_loss_curve_[-100:]))}
+        print(f"[distortions] {name}: {m:.3f} +- {h:.3f}, vs logistic regression {100 * d:+.1f} +- {100 * dh:.1f} "
+              f"(final meta loss {rows[name]['final_meta_loss']:.2f}, meta-training {meta_s:.0f} s)", flush=True)
+    return {"episodes": n_episodes, "episode_seed": episode_seed, "meta_iter": iters, "settings": kw,
+            "logistic_regression": ci95(lr), "candidates": rows}
 
 
 def few_shot_variants(quick, seed=0, n_episodes=100, instance_meta_iter=INSTANCE_META_ITER):
@@ -556,9 +611,15 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="shorter training, fewer trials")
     ap.add_argument("--out", default=str(Path(__file__).parent / "out"))
-    ap.add_argument("--only", choices=["tau", "few_shot", "few_shot_variants", "randman", "search", "search_vs_grid"],
-                    nargs="*")
+    ap.add_argument("--only", choices=["tau", "few_shot", "few_shot_variants", "few_shot_distortions", "randman",
+                                       "search", "search_vs_grid"], nargs="*")
     ap.add_argument("--episodes", type=int, default=100, help="test episodes of the few-shot parts")
+    ap.add_argument("--episode-seed", type=int, default=None, help="seed of the held-out digit episodes of "
+                    "few_shot and few_shot_distortions (default: 1 for few_shot, the benchmark's episodes; 11 for "
+                    "few_shot_distortions, the selection episodes)")
+    ap.add_argument("--candidates", nargs="*", choices=list(DISTORTION_CANDIDATES), default=None,
+                    help="few_shot_distortions: only these candidates (default: all)")
+    ap.add_argument("--meta-seed", type=int, default=0, help="few_shot_distortions: seed of meta-training")
     ap.add_argument("--meta-iter", type=int, default=None, help="meta-iterations (default: 300/1000 digits, "
                     "400/1500 randman, quick/full)")
     ap.add_argument("--instance-iter", type=int, default=INSTANCE_META_ITER,
@@ -577,7 +638,14 @@ def main():
         report["tau"] = learned_tau(args.quick)
     if "few_shot" in parts:
         report["few_shot"] = few_shot(args.quick, n_episodes=args.episodes, n_meta_iter=args.meta_iter,
-                                       instance_meta_iter=args.instance_iter)
+                                       instance_meta_iter=args.instance_iter, episode_seed=args.episode_seed)
+    if "few_shot_distortions" in parts:
+        report["few_shot_distortions"] = few_shot_distortions(
+            args.quick, seed=args.meta_seed, n_episodes=args.episodes, instance_meta_iter=args.instance_iter,
+            episode_seed=11 if args.episode_seed is None else args.episode_seed, candidates=args.candidates)
+        for name, v in report["few_shot_distortions"]["candidates"].items():
+            print(f"| {name} | {v['mean']:.3f} +- {v['ci95']:.3f} | {v['vs_logistic_points']:+.1f} +- "
+                  f"{v['vs_logistic_ci95']:.1f} | {v['final_meta_loss']:.2f} |")
     if "few_shot_variants" in parts:
         report["few_shot_variants"] = few_shot_variants(args.quick, n_episodes=args.episodes,
                                                         instance_meta_iter=args.instance_iter)

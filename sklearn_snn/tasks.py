@@ -28,6 +28,7 @@ __all__ = [
     "as_task",
     "check_task_layouts",
     "random_affine",
+    "random_thickness",
 ]
 
 
@@ -221,18 +222,43 @@ class RandmanTaskSampler(EpisodeSampler):
 # Instance episodes: one image per class, random affine distortions as its samples
 # --------------------------------------------------------------------------------------------
 
-def random_affine(images, rotation=25.0, scale=0.2, shift=1.5, random_state=None):
-    """Random affine distortions of a batch of images, bilinear, zero outside.
+def _check_range(name, value, upper=None, strict=False):
+    """``value`` as a float in [0, upper) (or [0, upper] unless ``strict``), else a clear ValueError."""
+    v = float(value)
+    if not np.isfinite(v) or v < 0 or (upper is not None and (v >= upper if strict else v > upper)):
+        bound = "" if upper is None else f" and {'below' if strict else 'at most'} {upper}"
+        raise ValueError(f"{name} must be a finite number >= 0{bound} (the half-width of its random range), "
+                         f"got {value!r}.")
+    return v
+
+
+def random_affine(images, rotation=25.0, scale=0.2, shift=1.5, random_state=None, *, shear=0.0, stretch=0.0,
+                  elastic=0.0, elastic_sigma=1.0):
+    """Random affine (and optionally elastic) distortions of a batch of images, bilinear, zero outside.
 
     Each image gets its own rotation (uniform in +-``rotation`` degrees), zoom (uniform in
     1 +- ``scale``) and translation (uniform in +-``shift`` pixels per axis) about its centre;
-    all images are warped at once (no loop over samples).
+    all images are warped at once (no loop over samples). Three optional distortions, off by
+    default (then the draws and the result are those without them):
+
+    - ``shear``: a horizontal shear (slant), every row shifted along the columns in proportion to
+      its distance from the centre, by an angle uniform in +-``shear`` degrees;
+    - ``stretch``: anisotropic zoom, rows zoomed by a further ``1 + s`` and columns by ``1 - s``,
+      ``s`` uniform in +-``stretch``;
+    - ``elastic``: a smooth random displacement field added to every pixel's source position
+      (Simard et al. 2003): white noise smoothed by a Gaussian of ``elastic_sigma`` pixels, scaled
+      so that its largest displacement is uniform in [0, ``elastic``] pixels.
 
     Parameters
     ----------
     images : ndarray of shape (n, height, width)
     rotation, scale, shift : float, default=25, 0.2, 1.5
+        ``scale`` must be below 1.
     random_state : int, RandomState or None
+    shear, stretch, elastic : float, default=0
+        Degrees (below 90), relative (below 1), pixels.
+    elastic_sigma : float, default=1.0
+        Smoothness (pixels) of the elastic field; must be > 0.
 
     Returns
     -------
@@ -246,21 +272,42 @@ def random_affine(images, rotation=25.0, scale=0.2, shift=1.5, random_state=None
     True
     >>> random_affine(np.ones((3, 8, 8)), random_state=0).shape
     (3, 8, 8)
+    >>> random_affine(np.ones((3, 8, 8)), random_state=0, shear=10, stretch=0.1, elastic=0.5).shape
+    (3, 8, 8)
     """
     rng = check_random_state(random_state)
     images = np.asarray(images, dtype=float)
     if images.ndim != 3:
         raise ValueError(f"images must be 3D (n, height, width), got shape {images.shape}.")
+    _check_range("scale", scale, 1.0, strict=True)
+    shear = _check_range("shear", shear, 90.0, strict=True)
+    stretch = _check_range("stretch", stretch, 1.0, strict=True)
+    elastic = _check_range("elastic", elastic)
+    if not (np.isfinite(float(elastic_sigma)) and float(elastic_sigma) > 0):
+        raise ValueError(f"elastic_sigma must be a finite number > 0 (pixels), got {elastic_sigma!r}.")
     n, h, w = images.shape
     a = np.deg2rad(rng.uniform(-rotation, rotation, n))
     z = 1.0 + rng.uniform(-scale, scale, n)
     t = rng.uniform(-shift, shift, (n, 2))
+    k = np.tan(np.deg2rad(rng.uniform(-shear, shear, n)))[:, None] if shear else 0.0
+    s = rng.uniform(-stretch, stretch, n) if stretch else 0.0
+    zy, zx = (z * (1 + s))[:, None], (z * (1 - s))[:, None]
     rows, cols = np.meshgrid(np.arange(h, dtype=float), np.arange(w, dtype=float), indexing="ij")
     cy, cx = (h - 1) / 2, (w - 1) / 2
     dy, dx = rows.ravel() - cy, cols.ravel() - cx            # output pixel -> source pixel
-    cos, sin = (np.cos(a) / z)[:, None], (np.sin(a) / z)[:, None]
-    sy = cos * dy - sin * dx + cy + t[:, :1]
-    sx = sin * dy + cos * dx + cx + t[:, 1:]
+    cos, sin = np.cos(a)[:, None], np.sin(a)[:, None]
+    # source = diag(1/zy, 1/zx) @ [[1, 0], [k, 1]] @ [[cos, -sin], [sin, cos]] @ (output - centre)
+    sy = (cos / zy) * dy + (-sin / zy) * dx + cy + t[:, :1]
+    sx = ((k * cos + sin) / zx) * dy + ((cos - k * sin) / zx) * dx + cx + t[:, 1:]
+    if elastic:
+        from scipy.ndimage import gaussian_filter
+
+        field = gaussian_filter(rng.standard_normal((n, 2, h, w)), sigma=(0, 0, elastic_sigma, elastic_sigma),
+                                mode="constant")
+        peak = np.sqrt((field ** 2).sum(1)).reshape(n, -1).max(1)
+        field *= (elastic * rng.uniform(0, 1, n) / np.maximum(peak, 1e-12))[:, None, None, None]
+        sy = sy + field[:, 0].reshape(n, -1)
+        sx = sx + field[:, 1].reshape(n, -1)
     y0, x0 = np.floor(sy).astype(int), np.floor(sx).astype(int)
     fy, fx = sy - y0, sx - x0
     flat = images.reshape(n, h * w)
@@ -273,6 +320,51 @@ def random_affine(images, rotation=25.0, scale=0.2, shift=1.5, random_state=None
     out = ((1 - fy) * (1 - fx) * at(y0, x0) + (1 - fy) * fx * at(y0, x0 + 1)
            + fy * (1 - fx) * at(y0 + 1, x0) + fy * fx * at(y0 + 1, x0 + 1))
     return out.reshape(n, h, w)
+
+
+def random_thickness(images, thickness=0.3, random_state=None):
+    """Random stroke-thickness changes of a batch of images (grey-level dilation / erosion).
+
+    Each image is blended with its grey-level dilation (thicker strokes) or erosion (thinner
+    strokes) by a 3x3 cross: ``x + |u| (dilate(x) - x)`` for ``u > 0`` and ``x + |u| (erode(x) -
+    x)`` for ``u < 0``, ``u`` uniform in +-``thickness``; all images at once. Borders repeat the
+    nearest pixel.
+
+    Parameters
+    ----------
+    images : ndarray of shape (n, height, width)
+    thickness : float in [0, 1], default=0.3
+        0 returns the images unchanged; 1 allows a full dilation or erosion.
+    random_state : int, RandomState or None
+
+    Returns
+    -------
+    out : ndarray of shape (n, height, width), float
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> img = np.zeros((1, 5, 5)); img[0, 2, 2] = 1.0
+    >>> bool((random_thickness(img, 0.0, random_state=0) == img).all())
+    True
+    >>> out = random_thickness(np.repeat(img, 4, axis=0), 1.0, random_state=1)
+    >>> (out > 0).sum(axis=(1, 2)).tolist()   # dilated: a 3x3 cross; eroded: fainter, one pixel
+    [1, 5, 1, 1]
+    """
+    from scipy.ndimage import grey_dilation, grey_erosion
+
+    rng = check_random_state(random_state)
+    images = np.asarray(images, dtype=float)
+    if images.ndim != 3:
+        raise ValueError(f"images must be 3D (n, height, width), got shape {images.shape}.")
+    thickness = _check_range("thickness", thickness, 1.0)
+    if not thickness:
+        return images.copy()
+    u = rng.uniform(-thickness, thickness, len(images))[:, None, None]
+    cross = np.array([[[0, 1, 0], [1, 1, 1], [0, 1, 0]]], dtype=bool)
+    thick = grey_dilation(images, footprint=cross, mode="nearest")
+    thin = grey_erosion(images, footprint=cross, mode="nearest")
+    return images + np.abs(u) * (np.where(u > 0, thick, thin) - images)
 
 
 class InstanceTaskSampler(EpisodeSampler):
@@ -293,6 +385,12 @@ class InstanceTaskSampler(EpisodeSampler):
     n_way, k_shot, n_query : int, default=20, 5, 5
     rotation, scale, shift : float, default=25, 0.2, 1.5
         Ranges of the distortions (degrees, relative zoom, pixels).
+    shear, stretch, elastic, elastic_sigma : float, default=0, 0, 0, 1.0
+        Optional further distortions of :func:`random_affine` (shear in degrees, anisotropic
+        zoom, largest elastic displacement in pixels and its smoothness); off by default.
+    thickness : float in [0, 1], default=0
+        Optional stroke-thickness changes (:func:`random_thickness`, before the warp); off by
+        default. With all optional distortions off the episodes are those without them.
     random_state : int, RandomState or None, default=None
         Seeds iteration (``iter(sampler)``) and :meth:`episodes`.
 
@@ -306,12 +404,18 @@ class InstanceTaskSampler(EpisodeSampler):
     """
 
     def __init__(self, X, image_shape=(8, 8), n_way=20, k_shot=5, n_query=5, rotation=25.0, scale=0.2, shift=1.5,
-                 random_state=None):
+                 random_state=None, *, shear=0.0, stretch=0.0, elastic=0.0, elastic_sigma=1.0, thickness=0.0):
         self.X = np.asarray(X, dtype=float)
         self.image_shape = tuple(int(v) for v in image_shape)
         self.n_way, self.k_shot, self.n_query = int(n_way), int(k_shot), int(n_query)
         self.rotation, self.scale, self.shift = rotation, scale, shift
+        self.shear, self.stretch, self.elastic, self.elastic_sigma = shear, stretch, elastic, elastic_sigma
+        self.thickness = thickness
         self.random_state = random_state
+        # fail at construction, not at the first episode
+        random_affine(np.zeros((1, 2, 2)), rotation, scale, shift, 0, shear=shear, stretch=stretch, elastic=elastic,
+                      elastic_sigma=elastic_sigma)
+        random_thickness(np.zeros((1, 2, 2)), thickness, 0)
         if self.n_way < 2 or self.k_shot < 1 or self.n_query < 0:
             raise ValueError("n_way must be >= 2, k_shot >= 1 and n_query >= 0.")
         if self.X.ndim != 2 or self.X.shape[1] != int(np.prod(self.image_shape)):
@@ -326,7 +430,10 @@ class InstanceTaskSampler(EpisodeSampler):
         n, k, q = self.n_way, self.k_shot, self.n_query
         chosen = rng.choice(len(self.X), n, replace=False)
         imgs = np.repeat(self.X[chosen], k + q, axis=0).reshape(-1, *self.image_shape)
-        imgs = random_affine(imgs, self.rotation, self.scale, self.shift, rng).reshape(n, k + q, -1)
+        if self.thickness:
+            imgs = random_thickness(imgs, self.thickness, rng)
+        imgs = random_affine(imgs, self.rotation, self.scale, self.shift, rng, shear=self.shear, stretch=self.stretch,
+                             elastic=self.elastic, elastic_sigma=self.elastic_sigma).reshape(n, k + q, -1)
         return Episode(imgs[:, :k].reshape(n * k, -1), np.repeat(np.arange(n), k),
                        imgs[:, k:].reshape(n * q, -1), np.repeat(np.arange(n), q), chosen)
 
