@@ -13,16 +13,19 @@
    ('protonet'), the latter also meta-trained on instance episodes of the base classes' images
    (``InstanceTaskSampler``: one image per class, random affine distortions as its samples;
    ``--instance-iter`` meta-iterations). Reports the median fit (adaptation) time too.
-   The last row: the same start with ``readout='membrane_mean'`` features and a linear-probe
-   start (``readout_init='logistic'``), 20 steps at 1e-3.
+   Then the same start with ``readout='membrane_mean'`` features and a linear-probe start
+   (``readout_init='logistic'``), 20 steps at 1e-3; the last row (the adopted start): the same
+   with 6 time steps instead of 8.
 2a. ``few_shot_variants``: the instance-episode prototype start varied one thing at a time
    (features, time steps, cosine prototypes, outer schedule, learned neuron parameters, mixed
    class episodes, depth, distortion ranges, flipped images, pixel noise) and its adaptation
    (prototype readout only, readout only, distorted support sets, logistic-regression start,
    an ensemble of four starts), paired against logistic regression on the same episodes.
-2b. ``few_shot_distortions``: the adopted start of 2. meta-trained on instance episodes with further
+2b. ``few_shot_distortions``: the 8-step start of 2. meta-trained on instance episodes with further
    distortions (shear, anisotropic zoom, elastic displacement fields, stroke thickness), paired
    against logistic regression on the selection episodes (``--episode-seed``, default 11).
+   ``few_shot_network``: the same protocol for estimator parameters of the 8-step start (time steps,
+   'cuba' neurons, ``tau_mem``, width, the population encoder: ``NETWORK_CANDIDATES``).
 2c. The same on fresh random-manifold spike-timing tasks (``RandmanTaskSampler``, disjoint task
    seeds for meta-training and test), with a 512-unit start whose adaptation (steps, rate) is
    chosen on training tasks, a start meta-trained for soft nearest-neighbour scores whose
@@ -42,6 +45,7 @@ Usage::
     OMP_NUM_THREADS=1 python benchmarks/meta.py --only few_shot --episodes 100
     OMP_NUM_THREADS=1 python benchmarks/meta.py --only few_shot_variants --episodes 100
     OMP_NUM_THREADS=1 python benchmarks/meta.py --only few_shot_distortions --episodes 100
+    OMP_NUM_THREADS=1 python benchmarks/meta.py --only few_shot_network --episodes 100
     OMP_NUM_THREADS=1 python benchmarks/meta.py --only randman --quick --episodes 100
 """
 
@@ -204,14 +208,18 @@ def few_shot(quick, seed=0, n_episodes=100, n_meta_iter=None, instance_meta_iter
     # steps at 1e-3 (chosen on other held-out episodes, see few_shot_variants)
     metas["meta_protonet_instances_linear"] = dict(metas["meta_protonet_instances"], readout="membrane_mean",
                                                    readout_init="logistic", learning_rate_init=1e-3)
+    # the adopted start: the same with 6 time steps instead of 8 (chosen among six network
+    # candidates on the selection episodes, part few_shot_network); the 8-step start stays a row
+    metas["meta_protonet_instances_linear_6_steps"] = dict(metas["meta_protonet_instances_linear"], n_steps=6)
     samplers = {name: InstanceTaskSampler(X[base], n_way=20, k_shot=5, n_query=5, random_state=seed)
-                for name in ("meta_protonet_instances", "meta_protonet_instances_linear")}
+                for name in ("meta_protonet_instances", "meta_protonet_instances_linear",
+                             "meta_protonet_instances_linear_6_steps")}
     for name, extra in metas.items():
         meta = MetaSNNClassifier(**{**kw, **extra})
         t0 = time.perf_counter()
         meta.meta_fit(samplers.get(name, train))
         notes[name] = {**extra, "n_meta_iter": meta.n_meta_iter_, "meta_s": time.perf_counter() - t0,
-                       "hidden_layer_sizes": list(meta.hidden_layer_sizes)}
+                       "hidden_layer_sizes": list(meta.hidden_layer_sizes), "n_steps": meta.n_steps}
         record(name, lambda meta=meta: meta)
     res = {k: dict(zip(("mean", "ci95"), ci95(v))) for k, v in acc.items()}
     ref = max(("scratch_tuned", "logistic_regression"), key=lambda k: res[k]["mean"])
@@ -282,13 +290,30 @@ DISTORTION_CANDIDATES = {   # name: InstanceTaskSampler distortions on top of (o
     "thickness_25": {"thickness": 0.25},                          # + thickness up to 25%
 }
 
+# Network candidates (``few_shot_network``): the 8-step start of few_shot with one estimator
+# parameter changed (base distortions; 'steps_6' became the adopted start), compared by the same
+# protocol: at most six candidates on the selection episodes (``--episode-seed 11``,
+# ``--meta-seed 0``), the best one once on the benchmark's episodes (``--episode-seed 1``), then a
+# second meta-training seed for base and it
+NETWORK_CANDIDATES = {      # name: MetaSNNClassifier parameters on top of the 8-step start
+    "base": {},                                                   # 256 lif, 8 steps, tau_mem 10, threshold 1
+    "steps_4": {"n_steps": 4},
+    "steps_6": {"n_steps": 6},
+    "cuba": {"neuron": "cuba"},                                   # current-based synapse, tau_syn 5
+    "tau_mem_20": {"tau_mem": 20.0},
+    "hidden_384": {"hidden_layer_sizes": (384,)},
+    "population": {"encoder": "population"},                      # 8 Gaussian receptive fields per pixel
+}
+
 
 def few_shot_distortions(quick, seed=0, n_episodes=100, episode_seed=11, instance_meta_iter=INSTANCE_META_ITER,
-                         candidates=None):
-    """The adopted start of :func:`few_shot` (instance episodes, ``membrane_mean`` features, the
+                         candidates=None, space="distortions"):
+    """The 8-step start of :func:`few_shot` (instance episodes, ``membrane_mean`` features, the
     logistic start, 20 steps at 1e-3) meta-trained on instance episodes with other distortions
-    (``DISTORTION_CANDIDATES``), paired against logistic regression on the pixels on the held-out
-    episodes of ``episode_seed`` (11: the selection episodes, not the benchmark's)."""
+    (``space='distortions'``: ``DISTORTION_CANDIDATES``) or with other estimator parameters
+    (``space='network'``: ``NETWORK_CANDIDATES``), paired against logistic regression on the pixels
+    on the held-out episodes of ``episode_seed`` (11: the selection episodes, not the benchmark's)."""
+    table = NETWORK_CANDIDATES if space == "network" else DISTORTION_CANDIDATES
     X, y = load_digits(return_X_y=True)
     base = y < 5
     episodes = FewShotTaskSampler(5, 5, 15, classes=range(5, 10)).episodes(n_episodes, random_state=episode_seed)
@@ -299,21 +324,33 @@ def few_shot_distortions(quick, seed=0, n_episodes=100, episode_seed=11, instanc
     lr = np.array([LogisticRegression(max_iter=2000).fit(e.X_support, e.y_support).score(e.X_query, e.y_query)
                    for e in episodes])
     rows = {}
-    for name in candidates or DISTORTION_CANDIDATES:
-        distortions = DISTORTION_CANDIDATES[name]
-        meta = MetaSNNClassifier(**kw)
+    for name in candidates or table:
+        distortions = table[name] if space == "distortions" else {}
+        params = table[name] if space == "network" else {}
+        meta = MetaSNNClassifier(**{**kw, **params})
         t0 = time.perf_counter()
         meta.meta_fit(InstanceTaskSampler(X[base], n_way=20, k_shot=5, n_query=5, random_state=seed, **distortions))
         meta_s = time.perf_counter() - t0
         a, t = _score_all(lambda meta=meta: meta, episodes)
         m, h = ci95(a)
         d, dh = ci95(np.asarray(a) - lr)
-        rows[name] = {"distortions": distortions, "mean": m, "ci95": h, "vs_logistic_points": 100 * d,
+        rows[name] = {"distortions": distortions,
+                      "params": {k: (list(v) if isinstance(v, tuple) else v) for k, v in params.items()},
+                      "accuracy": list(a), "mean": m, "ci95": h, "vs_logistic_points": 100 * d,
                       "vs_logistic_ci95": 100 * dh, "fit_ms": 1e3 * float(np.median(t)), "meta_s": meta_s,
                       "final_meta_loss": float(np.mean(meta.meta_loss_curve_[-100:]))}
-        print(f"[distortions] {name}: {m:.3f} +- {h:.3f}, vs logistic regression {100 * d:+.1f} +- {100 * dh:.1f} "
+        print(f"[{space}] {name}: {m:.3f} +- {h:.3f}, vs logistic regression {100 * d:+.1f} +- {100 * dh:.1f} "
               f"(final meta loss {rows[name]['final_meta_loss']:.2f}, meta-training {meta_s:.0f} s)", flush=True)
-    return {"episodes": n_episodes, "episode_seed": episode_seed, "meta_iter": iters, "settings": kw,
+    if "base" in rows:   # paired against the base candidate of the same run
+        for name, r in rows.items():
+            d, dh = ci95(np.asarray(r["accuracy"]) - np.asarray(rows["base"]["accuracy"]))
+            r["vs_base_points"], r["vs_base_ci95"] = 100 * d, 100 * dh
+            if name != "base":
+                print(f"[{space}] {name} vs base: {100 * d:+.1f} +- {100 * dh:.1f} points (paired; better on "
+                      f"{int(np.sum(np.asarray(r['accuracy']) > rows['base']['accuracy']))} episodes, worse on "
+                      f"{int(np.sum(np.asarray(r['accuracy']) < rows['base']['accuracy']))})", flush=True)
+    return {"episodes": n_episodes, "episode_seed": episode_seed, "meta_seed": seed, "meta_iter": iters,
+            "settings": {k: (list(v) if isinstance(v, tuple) else v) for k, v in kw.items()},
             "logistic_regression": ci95(lr), "candidates": rows}
 
 
@@ -611,15 +648,16 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="shorter training, fewer trials")
     ap.add_argument("--out", default=str(Path(__file__).parent / "out"))
-    ap.add_argument("--only", choices=["tau", "few_shot", "few_shot_variants", "few_shot_distortions", "randman",
-                                       "search", "search_vs_grid"], nargs="*")
+    ap.add_argument("--only", choices=["tau", "few_shot", "few_shot_variants", "few_shot_distortions",
+                                       "few_shot_network", "randman", "search", "search_vs_grid"], nargs="*")
     ap.add_argument("--episodes", type=int, default=100, help="test episodes of the few-shot parts")
     ap.add_argument("--episode-seed", type=int, default=None, help="seed of the held-out digit episodes of "
-                    "few_shot and few_shot_distortions (default: 1 for few_shot, the benchmark's episodes; 11 for "
-                    "few_shot_distortions, the selection episodes)")
-    ap.add_argument("--candidates", nargs="*", choices=list(DISTORTION_CANDIDATES), default=None,
-                    help="few_shot_distortions: only these candidates (default: all)")
-    ap.add_argument("--meta-seed", type=int, default=0, help="few_shot_distortions: seed of meta-training")
+                    "few_shot, few_shot_distortions and few_shot_network (default: 1 for few_shot, the benchmark's "
+                    "episodes; 11 for the other two, the selection episodes)")
+    ap.add_argument("--candidates", nargs="*", choices=sorted({*DISTORTION_CANDIDATES, *NETWORK_CANDIDATES}),
+                    default=None, help="few_shot_distortions / few_shot_network: only these candidates (default: all)")
+    ap.add_argument("--meta-seed", type=int, default=0, help="few_shot_distortions / few_shot_network: seed of "
+                    "meta-training")
     ap.add_argument("--meta-iter", type=int, default=None, help="meta-iterations (default: 300/1000 digits, "
                     "400/1500 randman, quick/full)")
     ap.add_argument("--instance-iter", type=int, default=INSTANCE_META_ITER,
@@ -639,11 +677,17 @@ def main():
     if "few_shot" in parts:
         report["few_shot"] = few_shot(args.quick, n_episodes=args.episodes, n_meta_iter=args.meta_iter,
                                        instance_meta_iter=args.instance_iter, episode_seed=args.episode_seed)
-    if "few_shot_distortions" in parts:
-        report["few_shot_distortions"] = few_shot_distortions(
+    for part, space, table in (("few_shot_distortions", "distortions", DISTORTION_CANDIDATES),
+                               ("few_shot_network", "network", NETWORK_CANDIDATES)):
+        if part not in parts:
+            continue
+        chosen = [c for c in args.candidates if c in table] if args.candidates else None
+        if args.candidates and not chosen:
+            continue
+        report[part] = few_shot_distortions(
             args.quick, seed=args.meta_seed, n_episodes=args.episodes, instance_meta_iter=args.instance_iter,
-            episode_seed=11 if args.episode_seed is None else args.episode_seed, candidates=args.candidates)
-        for name, v in report["few_shot_distortions"]["candidates"].items():
+            episode_seed=11 if args.episode_seed is None else args.episode_seed, candidates=chosen, space=space)
+        for name, v in report[part]["candidates"].items():
             print(f"| {name} | {v['mean']:.3f} +- {v['ci95']:.3f} | {v['vs_logistic_points']:+.1f} +- "
                   f"{v['vs_logistic_ci95']:.1f} | {v['final_meta_loss']:.2f} |")
     if "few_shot_variants" in parts:
