@@ -110,7 +110,7 @@ def main():
         with open(os.devnull, "w") as null:
             os.dup2(null.fileno(), 2)
             try:
-                ms = median_ms(lambda: fn(G, W, out, 2), a.repeats)
+                ms = median_ms(lambda fn=fn: fn(G, W, out, 2), a.repeats)
             finally:
                 os.dup2(saved, 2)
                 os.close(saved)
