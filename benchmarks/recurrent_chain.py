@@ -42,40 +42,30 @@ def torch_chain(G, W):
 def numba_chains():
     from numba import njit, prange
 
-    @njit(parallel=True, nogil=True)
-    def chain_blas(G, W, out, nch):
-        step = (B + nch - 1) // nch
-        for c in prange(nch):
-            b0, b1 = c * step, min(B, (c + 1) * step)
-            g = np.ascontiguousarray(G[T - 1, b0:b1])
-            tmp = np.empty((b1 - b0, H), np.float32)
-            for t in range(T - 2, -1, -1):
-                np.dot(g, W, tmp)
-                for i in range(b1 - b0):
-                    for j in range(H):
-                        g[i, j] = G[t, b0 + i, j] + C * tmp[i, j]
-            out[b0:b1] = g
-
     @njit(parallel=True, nogil=True, fastmath=True)
-    def chain_own(G, W, out, nch):
+    def chain(G, W, out, nch, own_product):
+        # each thread walks time for its block of the batch; the product by BLAS or written here
         step = (B + nch - 1) // nch
         for c in prange(nch):
             b0, b1 = c * step, min(B, (c + 1) * step)
             g = np.ascontiguousarray(G[T - 1, b0:b1])
             tmp = np.empty((b1 - b0, H), np.float32)
             for t in range(T - 2, -1, -1):
-                tmp[:] = 0
-                for i in range(b1 - b0):
-                    for k in range(H):
-                        a = g[i, k]
-                        for j in range(H):
-                            tmp[i, j] += a * W[k, j]
+                if own_product:
+                    tmp[:] = 0
+                    for i in range(b1 - b0):
+                        for k in range(H):
+                            a = g[i, k]
+                            for j in range(H):
+                                tmp[i, j] += a * W[k, j]
+                else:
+                    np.dot(g, W, tmp)
                 for i in range(b1 - b0):
                     for j in range(H):
                         g[i, j] = G[t, b0 + i, j] + C * tmp[i, j]
             out[b0:b1] = g
 
-    return chain_blas, chain_own
+    return chain
 
 
 def median_ms(f, repeats):
@@ -102,15 +92,15 @@ def main():
     for n in (1, 2):
         torch.set_num_threads(n)
         rows.append((f"torch.mm per step, {n} thread(s)", median_ms(lambda: torch_chain(G, W), a.repeats)))
-    chain_blas, chain_own = numba_chains()
+    chain = numba_chains()
     out = np.empty((B, H), np.float32)
-    for name, fn in (("numba, half the batch per thread, OpenBLAS per step", chain_blas),
-                     ("numba, half the batch per thread, own product", chain_own)):
+    for name, own in (("numba, half the batch per thread, OpenBLAS per step", False),
+                      ("numba, half the batch per thread, own product", True)):
         saved = os.dup(2)
         with open(os.devnull, "w") as null:
             os.dup2(null.fileno(), 2)
             try:
-                ms = median_ms(lambda fn=fn: fn(G, W, out, 2), a.repeats)
+                ms = median_ms(lambda own=own: chain(G, W, out, 2, own), a.repeats)
             finally:
                 os.dup2(saved, 2)
                 os.close(saved)
