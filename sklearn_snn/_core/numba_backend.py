@@ -140,6 +140,7 @@ from numba import prange
 
 REC, CUBA, ALIF, SUBTRACT, DETACH = {rec}, {cuba}, {alif}, {subtract}, {detach}
 NEED_GU, NEED_GS, HAS_GS, INPLACE = {need_gu}, {need_gs}, {has_gs}, {inplace}
+{rows_times}
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def lane(t, b, H, gS, U, Q, A, SG, beta, alpha, thr, rt, gu, ga, gsyn, GX, GU, GS, fpar):
@@ -207,15 +208,32 @@ def lane(t, b, H, gS, U, Q, A, SG, beta, alpha, thr, rt, gu, ga, gsyn, GX, GU, G
 
 @numba.njit(cache=True, nogil=True, error_model="numpy"{par})
 def backward(t_hi, t_lo, gS, U, Q, A, SG, beta, alpha, thr, fpar, GX, GU, GS, gu, ga, gsyn, rt, nchunks):
-    # Steps t_hi-1 down to t_lo. gu, ga, gsyn: (B, H) adjoint state, carried between calls. A
-    # recurrent layer calls this one step at a time, with rt = (the next step's input adjoint)
-    # @ W_rec^T computed by one matmul over the whole batch in between.
+    # Steps t_hi-1 down to t_lo of a layer without recurrent weights. gu, ga, gsyn: (B, H)
+    # adjoint state, carried between calls.
     B = U.shape[1]
     H = U.shape[2]
     step = (B + nchunks - 1) // nchunks
     for c in {loop}(nchunks):
         for t in range(t_hi - 1, t_lo - 1, -1):
             for b in range(c * step, min(B, (c + 1) * step)):
+                lane(t, b, H, gS, U, Q, A, SG, beta, alpha, thr, rt, gu[b], ga[b], gsyn[b], GX, GU, GS, fpar)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={{"contract"}}{par})
+def backward_rec(gS, U, Q, A, SG, beta, alpha, thr, fpar, GX, GU, GS, gu, ga, gsyn, rt, wT, nchunks):
+    # All steps of a recurrent layer, last to first. Each step needs rt = (the next step's input
+    # adjoint) @ W_rec^T; a sample's row of it depends only on that sample's own adjoint, so each
+    # thread walks time for its block of the batch with its own product (rows_times) and no
+    # synchronisation between steps. wT: W_rec^T, contiguous. Multiply-adds may be fused (FMA).
+    T, B, H = U.shape
+    src = gsyn if CUBA else gu
+    step = (B + nchunks - 1) // nchunks
+    for c in {loop}(nchunks):
+        b0, b1 = c * step, min(B, (c + 1) * step)
+        for t in range(T - 1, -1, -1):
+            if t < T - 1:
+                rows_times(src, wT, rt, b0, b1)
+            for b in range(b0, b1):
                 lane(t, b, H, gS, U, Q, A, SG, beta, alpha, thr, rt, gu[b], ga[b], gsyn[b], GX, GU, GS, fpar)
 '''
 
@@ -260,7 +278,7 @@ def specialised(kind, **flags):
             return mod
         parallel = flags.pop("parallel")
         fmt = dict(flags, par=", parallel=True" if parallel else "", loop="prange" if parallel else "range",
-                   add_rows=_add_rows_src())
+                   add_rows=_inlined_src("add_rows"), rows_times=_inlined_src("rows_times"))
         if kind == "fwd":
             src = _FWD_TEMPLATE.format(**fmt)
         else:
@@ -301,17 +319,18 @@ def shared_module(prefix, src):
     return mod
 
 
-def _add_rows_src():
-    """The source of :func:`~sklearn_snn._core.numba_loops.add_rows` as the templates' inlined
-    ``add_rows`` (one definition; numba's disk cache needs the package's source files anyway)."""
+def _inlined_src(name):
+    """The source of a helper of :mod:`~sklearn_snn._core.numba_loops` (``add_rows``,
+    ``rows_times``) as the templates' inlined copy (one definition; numba's disk cache needs the
+    package's source files anyway, and a change to the helper changes the rendered file's hash)."""
     import inspect
 
     from . import numba_loops
 
-    fn = numba_loops.add_rows
+    fn = getattr(numba_loops, name)
     src = inspect.getsource(fn.py_func if hasattr(fn, "py_func") else fn)
     return ('\n\n@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")\n'
-            + src[src.index("def add_rows("):])
+            + src[src.index(f"def {name}("):])
 
 
 _LOADED = []                  # [the namespace or None] once loaded
@@ -617,7 +636,7 @@ class ScanCompiled(torch.autograd.Function):
         fpar = _fpar(spec, U.dtype, slope, code)
         mod = specialised("bwd", rec=rec, cuba=cuba, alif=alif, subtract=subtract, detach=spec.detach_reset,
                            code=code, need_gu=need_gu, need_gs=need_gs, has_gs=has_gs, inplace=inplace,
-                           parallel=n > 1 and not rec)
+                           parallel=n > 1)
         gu, ga, gsyn = (torch.zeros((B, H), dtype=U.dtype) for _ in range(3))
         rt = torch.zeros((B, H), dtype=U.dtype) if rec else _dummy(U.dtype, 2)
         arrs = [as_numpy(a) for a in (gSc, U, Qc, Ac, SG)]
@@ -625,17 +644,9 @@ class ScanCompiled(torch.autograd.Function):
         if not rec:
             mod.backward(T, 0, *arrs, bt, at, tt, fpar, *tail, min(n, B))
         else:
-            # one step at a time: the recurrent adjoint of the whole batch as one matmul between the
-            # step kernels (BLAS, on torch's threads)
-            bwd = mod.backward
-            src = gsyn if cuba else gu
-            # W_rec^T copied once, contiguous: MKL's product with it is ~1% faster than with the
-            # transposed view (8.65 vs 8.75 ms for S2-rec's 100 products, one core)
+            # W_rec^T made contiguous once: the rows of the per-step products
             wT = w_rec.detach().t().contiguous()
-            for t in range(T - 1, -1, -1):
-                if t < T - 1:
-                    torch.mm(src, wT, out=rt)
-                bwd(t + 1, t, *arrs, bt, at, tt, fpar, *tail, 1)
+            mod.backward_rec(*arrs, bt, at, tt, fpar, *tail, as_numpy(wT), min(n, B))
         grads = [None] * 14
         if rec and ctx.needs_input_grad[1]:
             # sum_t s_(t-1)^T gi_t from the stored uint8 spikes, after the loop: the rows of W_rec
