@@ -1,4 +1,5 @@
-"""The compiled recurrent weight gradient (bit masks over the samples) against plain products."""
+"""The compiled recurrent step against plain products: the weight gradient (bit masks over the
+samples), the blocked adjoint product of the backward pass, and the whole scan's gradients."""
 import functools
 
 import numpy as np
@@ -52,12 +53,32 @@ def test_recurrent_weight_gradient_equals_product(B, H, density, nchunks, dtype)
 
 
 @needs_numba
-@pytest.mark.parametrize("B", [1, 70])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("N,K,M,i0,i1", [(8, 256, 256, 0, 8), (7, 9, 5, 0, 7), (11, 6, 3, 2, 11), (5, 1, 4, 1, 2),
+                                         (9, 4, 8, 3, 3), (70, 23, 17, 35, 70)])
+def test_blocked_adjoint_product_equals_matmul(N, K, M, i0, i1, dtype):
+    # rows_times: out[i0:i1] = X[i0:i1] @ W, four rows and four of W's rows at a time, with row and
+    # inner-dimension remainders; the rows outside [i0, i1) (another thread's) are left alone
+    rng = np.random.default_rng(N * K + M)
+    X = rng.standard_normal((N, K)).astype(dtype)
+    W = rng.standard_normal((K, M)).astype(dtype)
+    out = np.full((N, M), 7.0, dtype)
+    numba_loops.rows_times(X, W, out, i0, i1)
+    ref = X.astype(np.float64) @ W.astype(np.float64)
+    tol = 1e-12 if dtype == np.float64 else 2e-5
+    np.testing.assert_allclose(out[i0:i1], ref[i0:i1], rtol=tol, atol=tol * K)
+    assert (out[:i0] == 7.0).all() and (out[i1:] == 7.0).all()
+
+
+@needs_numba
+@pytest.mark.parametrize("B,H", [(1, 24), (70, 24), (9, 23)])
 @pytest.mark.parametrize("model", ["lif", "cuba"])
-def test_recurrent_scan_gradients_match_torch(model, B):
+def test_recurrent_scan_gradients_match_torch(model, B, H):
+    # the compiled backward walks time per block of the batch with its own adjoint product
+    # (rows_times): batch sizes under, over and off a block of four, hidden sizes on and off it
     spec = NeuronSpec(model, beta=0.85, alpha=0.6, reset="subtract")
     g = torch.Generator().manual_seed(B)
-    H, T = 24, 15
+    T = 15
     gain = 0.5 if model == "lif" else 0.15
     x = ((torch.randn(T, B, H, generator=g, dtype=torch.float64) * 0.5 + 0.2) * gain / 0.5).requires_grad_()
     w = (torch.randn(H, H, generator=g, dtype=torch.float64) * 0.3).requires_grad_()
