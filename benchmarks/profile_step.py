@@ -15,9 +15,11 @@ For each shape of ``benchmarks/speed.py`` (the same 2-layer network, data and we
 For the recurrent shapes (``S2-rec``) a second table splits what the recurrence adds to the step of
 the same shape without it (issue 20, item 4: target ratio <= 1.5x): the recurrent input of the
 forward scan (``s_{t-1} W_rec``, sums of the rows of the neurons that spiked), the dense adjoint
-products ``g_{t+1} W_rec^T`` (one per step, run alone at the step's shapes: BLAS at its peak), the
-``W_rec`` gradient (``sum_t s_{t-1}^T g_t`` after the loop, sparse), and the rest of the recurrent
-backward (the step-by-step kernel calls between the products). ``limit`` is the ratio the step would
+products ``g_{t+1} W_rec^T`` (one per step, run alone at the step's shapes: with numba the compiled
+backward's blocked product ``rows_times``, which runs at the core's multiply-add peak; without it
+``torch.mm``), the ``W_rec`` gradient (``sum_t s_{t-1}^T g_t`` after the loop, sparse), and the rest
+of the recurrent backward (what its backward adds beyond the products; near zero or below: the
+products run inside the same kernel as the step's neuron updates). ``limit`` is the ratio the step would
 have if the recurrence added only the dense adjoint products.
 
 ``distance`` is ``step / products``. Below 1 the step beats a dense implementation's arithmetic
@@ -139,11 +141,22 @@ def recurrent_parts(shape):
                 out.backward(G)
         return run
 
-    g1, wT, rt = torch.randn(B, H), p["wr"].t(), torch.empty(B, H)
+    g1, wT, rt = torch.randn(B, H), p["wr"].t().contiguous(), torch.empty(B, H)
+    from sklearn_snn._core.numba_backend import numba_kernels
 
-    def adjoint_products():
-        for _ in range(T):
-            torch.mm(g1, wT, out=rt)
+    if numba_kernels() is not None:
+        # what the compiled backward runs: the blocked product, one per step (here all on one thread)
+        from sklearn_snn._core.numba_loops import rows_times
+
+        g1n, wTn, rtn = g1.numpy(), wT.numpy(), rt.numpy()
+
+        def adjoint_products():
+            for _ in range(T):
+                rows_times(g1n, wTn, rtn, 0, B)
+    else:
+        def adjoint_products():
+            for _ in range(T):
+                torch.mm(g1, wT, out=rt)
 
     return {"fwd_ff": scan(None, False), "fb_ff": scan(None, True), "fwd_rec": scan(wr_grad, False),
             "fb_rec_nowgrad": scan(wr_fixed, True), "fb_rec": scan(wr_grad, True), "adjoint": adjoint_products}

@@ -8,9 +8,12 @@ S2-rec shape (B=64, H=256, float32) as
   torch threads;
 - ``numba-blas``: one numba kernel, each thread walking time for its half of the batch with no
   per-step synchronisation, calling BLAS (``np.dot``: scipy's OpenBLAS) per step;
-- ``numba-own``: the same, with the product written in the kernel.
+- ``numba-own``: the same, with the product written in the kernel as a plain row-by-row loop;
+- ``numba-blocked``: the same, with the package's blocked product
+  (``sklearn_snn._core.numba_loops.rows_times``: four rows and four rows of ``W`` per pass), on 1
+  and 2 threads: the design the compiled recurrent backward runs since 2026-12-05.
 
-All three compute the same chain (checked against ``torch`` to float32 rounding). OpenBLAS prints a
+All four compute the same chain (checked against ``torch`` to float32 rounding). OpenBLAS prints a
 warning on every call from a numba-parallel region; it is silenced here by redirecting stderr.
 
 Run: ``python benchmarks/recurrent_chain.py`` (``--repeats 20``).
@@ -42,16 +45,21 @@ def torch_chain(G, W):
 def numba_chains():
     from numba import njit, prange
 
-    @njit(parallel=True, nogil=True, fastmath=True)
+    from sklearn_snn._core.numba_loops import rows_times
+
+    @njit(parallel=True, nogil=True, fastmath={"contract"})
     def chain(G, W, out, nch, own_product):
-        # each thread walks time for its block of the batch; the product by BLAS or written here
+        # each thread walks time for its block of the batch; the product by BLAS (0), written here
+        # row by row (1) or blocked (2, the package's rows_times)
         step = (B + nch - 1) // nch
         for c in prange(nch):
             b0, b1 = c * step, min(B, (c + 1) * step)
             g = np.ascontiguousarray(G[T - 1, b0:b1])
             tmp = np.empty((b1 - b0, H), np.float32)
             for t in range(T - 2, -1, -1):
-                if own_product:
+                if own_product == 2:
+                    rows_times(g, W, tmp, 0, b1 - b0)
+                elif own_product == 1:
                     tmp[:] = 0
                     for i in range(b1 - b0):
                         for k in range(H):
@@ -94,20 +102,22 @@ def main():
         rows.append((f"torch.mm per step, {n} thread(s)", median_ms(lambda: torch_chain(G, W), a.repeats)))
     chain = numba_chains()
     out = np.empty((B, H), np.float32)
-    for name, own in (("numba, half the batch per thread, OpenBLAS per step", False),
-                      ("numba, half the batch per thread, own product", True)):
+    for name, own, nch in (("numba, half the batch per thread, OpenBLAS per step (2 threads)", 0, 2),
+                           ("numba, half the batch per thread, own row-by-row product (2 threads)", 1, 2),
+                           ("numba, the package's blocked product, 1 thread", 2, 1),
+                           ("numba, the package's blocked product, half the batch per thread (2 threads)", 2, 2)):
         saved = os.dup(2)
         with open(os.devnull, "w") as null:
             os.dup2(null.fileno(), 2)
             try:
-                ms = median_ms(lambda own=own: chain(G, W, out, 2, own), a.repeats)
+                ms = median_ms(lambda own=own, nch=nch: chain(G, W, out, nch, own), a.repeats)
             finally:
                 os.dup2(saved, 2)
                 os.close(saved)
         err = float(np.abs(out - ref).max() / np.abs(ref).max())
         if err > 1e-4:
             sys.exit(f"{name}: differs from torch by {err:.1e}")
-        rows.append((name + " (2 threads)", ms))
+        rows.append((name, ms))
     print(f"\n{T} dependent products (B={B}) @ ({H} x {H}), float32, median of {a.repeats}:")
     for name, ms in rows:
         print(f"| {name} | {ms:.2f} ms |")
