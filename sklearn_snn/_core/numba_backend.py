@@ -7,9 +7,12 @@ independent, even with recurrent weights), named surrogates evaluated inside the
 recurrent input of binary spikes summed from the rows of the neurons that spiked, eight rows per
 pass -- and stores only the membrane, the spikes (the layer's output, which the next layer keeps
 anyway) and, for ``alif``, the adaptation; nothing else of size (T, B, H) is built. A recurrent
-layer's adjoint is the exception: its recurrent term ``gi_{t+1} W_rec^T`` is dense, so the backward
-pass steps through time from Python with one BLAS matmul for the whole batch per step between
-kernel calls (a per-sample product in the kernel was 3x slower). The kernels use numpy's error
+layer's adjoint has a dense term ``gi_{t+1} W_rec^T``; a sample's row of it needs only that
+sample's adjoint, so the backward kernel (``backward_rec``) still walks time per block of the batch,
+each thread computing its rows of the product with a register-blocked loop
+(:func:`~sklearn_snn._core.numba_loops.rows_times`, at the core's multiply-add peak: as fast as MKL
+on one thread, and twice as fast on two, where one matmul per step over the whole batch gained
+little from the second core). The kernels use numpy's error
 model (no zero-division check), without which the surrogate's division keeps the lane loops from
 vectorising (2.3x slower backward).
 
