@@ -95,3 +95,16 @@ def test_recurrent_scan_gradients_match_torch(model, B, H):
         for a, b in zip(out[0], other):
             torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-11)
     assert float(out[0][2].abs().sum()) > 0
+
+
+@needs_numba
+def test_recurrent_backward_kernel_goes_on_the_warm_up_list():
+    # the kernels a process compiled are what the next processes warm up: the recurrent backward
+    # (a kernel of its own since it walks time in one call) must be among them after a recurrent fit
+    spec = NeuronSpec("lif", beta=0.9, reset="subtract")
+    x = torch.rand(5, 3, 8, dtype=torch.float32, requires_grad=True)
+    w = (torch.randn(8, 8) * 0.3).requires_grad_()
+    s, _, _ = spiking_scan(x, spec, "fast_sigmoid", 3.0, w_rec=w, backend="numba")
+    s.sum().backward()
+    names = {name for _, name, _ in numba_backend._compiled(numba_backend.numba_kernels())}
+    assert "backward_rec" in names and "forward" in names

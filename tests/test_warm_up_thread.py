@@ -33,7 +33,7 @@ def fit():
 def stats():
     nb = nbk.numba_kernels()
     fns = [f for ns in (nb.par, nb.ser, nb.helpers) for f in vars(ns).values()]
-    fns += [getattr(m, n) for m in nbk._MODULES.values() for n in ("forward", "backward") if hasattr(m, n)]
+    fns += [getattr(m, n) for m in nbk._MODULES.values() for n in nbk.SCAN_KERNEL_NAMES if hasattr(m, n)]
     fns = [f for f in fns if hasattr(f, "stats")]
     return (sum(sum(f.stats.cache_hits.values()) for f in fns), sum(sum(f.stats.cache_misses.values()) for f in fns),
             max([0] + [max(f.stats.cache_hits.values(), default=0) for f in fns]))

@@ -262,6 +262,8 @@ def cache_dir():
 
 _MODULES = {}
 _MODULE_LOCK = threading.Lock()
+SCAN_KERNEL_NAMES = ("forward", "backward", "backward_rec")
+"""The kernels of the modules :func:`specialised` renders (what the warm-up list records)."""
 
 
 def specialised(kind, **flags):
@@ -448,7 +450,7 @@ def _compiled(nb):
         for name, fn in vars(getattr(nb, build)).items():
             out.extend(((build,), name, sig) for sig in getattr(fn, "signatures", ()))
     for key, mod in list(_MODULES.items()):
-        for name in ("forward", "backward"):
+        for name in SCAN_KERNEL_NAMES:
             out.extend((key, name, sig) for sig in getattr(getattr(mod, name, None), "signatures", ()))
     return out
 
