@@ -328,7 +328,7 @@ def graph_input(estimator, X):
 
     Returns
     -------
-    inputs : ndarray of shape (n_samples, n_steps, *input_shape)
+    inputs : ndarray of shape (n_samples, n_steps) + input_shape
         Float64; feed ``inputs[:, t]`` to the graph's Input node at step ``t``.
 
     Examples

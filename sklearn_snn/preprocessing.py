@@ -251,7 +251,7 @@ class EventBinner(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
 
         Returns
         -------
-        spikes : ndarray of shape (n_samples, n_steps_, n_channels_out_), dtype uint8
+        spikes : ndarray of shape (n_samples, ``n_steps_``, ``n_channels_out_``), dtype uint8
             Event counts per step and channel, saturated at 255.
 
         Warns

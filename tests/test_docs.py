@@ -1,8 +1,8 @@
 """Build the documentation (``doc/``) with warnings as errors, without running the gallery.
 
 The gallery examples themselves run in tests/test_examples.py. The build takes one to a few
-minutes, so it only runs when asked: set ``SKLEARN_SNN_TEST_DOCS=1`` (CI does), with the ``doc``
-extra installed.
+minutes, so it only runs when asked: set ``SKLEARN_SNN_TEST_DOCS=1`` with the ``doc``
+extra installed (CI does not: see the README).
 """
 
 import os
