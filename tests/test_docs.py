@@ -2,7 +2,7 @@
 
 The gallery examples themselves run in tests/test_examples.py. The build takes one to a few
 minutes, so it only runs when asked: set ``SKLEARN_SNN_TEST_DOCS=1`` with the ``doc``
-extra installed (CI does not: see the README).
+extra installed (CI does, after the suite: see ``.ci/run``).
 """
 
 import os
