@@ -70,6 +70,56 @@ def test_blocked_adjoint_product_equals_matmul(N, K, M, i0, i1, dtype):
     assert (out[:i0] == 7.0).all() and (out[i1:] == 7.0).all()
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("k,h0", [(0, 0), (1, 32), (3, 0), (4, 64), (7, 32), (9, 0), (40, 96)])
+def test_row_block_sums_equal_numpy(k, h0, dtype):
+    # acc[h0:h0+L] += P[idx[a:e]].sum(0) for a packed block of L = ROW_BLOCK_BYTES / itemsize
+    # columns: counts on, under and over the four-row passes, offsets into the accumulator; the
+    # rest of the accumulator and the rows not listed are left alone. The compiled intrinsic and
+    # the plain-Python definition both (the latter is what runs without numba).
+    L = numba_loops.ROW_BLOCK_BYTES // np.dtype(dtype).itemsize
+    rng = np.random.default_rng(k + h0)
+    P = rng.standard_normal((50, L)).astype(dtype)
+    idx = np.concatenate([[49], rng.integers(0, 49, k), [48]]).astype(np.int32)   # idx[0], idx[-1] unread
+    acc0 = rng.standard_normal(h0 + L + 5).astype(dtype)
+    ref = acc0.astype(np.float64)
+    ref[h0:h0 + L] += P[idx[1:k + 1]].astype(np.float64).sum(0)
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    fns = [numba_loops.add_row_blocks_python]
+    if HAVE_NUMBA:
+        import numba
+
+        fns.append(numba.njit(lambda acc, P, idx, a, e, h0: numba_loops.add_row_blocks(acc, P, idx, a, e, h0)))
+    for fn in fns:
+        acc = acc0.copy()
+        fn(acc, P, idx, 1, k + 1, h0)
+        np.testing.assert_allclose(acc, ref, rtol=tol, atol=tol)
+        assert (acc[:h0] == acc0[:h0]).all() and (acc[h0 + L:] == acc0[h0 + L:]).all()
+
+
+@needs_numba
+@pytest.mark.parametrize("H", [32, 40, 70])
+def test_recurrent_scan_float32_matches_torch(H):
+    # float32 takes column blocks of 32 (64 for float64): hidden sizes on a block, over it, and
+    # with two blocks and a remainder; spikes equal, gradients to float32 rounding
+    spec = NeuronSpec("lif", beta=0.85, reset="subtract")
+    g = torch.Generator().manual_seed(H)
+    B, T = 9, 12
+    x = (torch.randn(T, B, H, generator=g) * 0.4 + 0.25).requires_grad_()
+    w = (torch.randn(H, H, generator=g) * 0.25).requires_grad_()
+    weight = torch.randn(T, B, H, generator=g)
+    out = []
+    for backend in ("numba", "torch"):
+        s, _, _ = spiking_scan(x, spec, "fast_sigmoid", 3.0, w_rec=w, backend=backend)
+        (s * weight).sum().backward()
+        out.append((s.detach(), x.grad.clone(), w.grad.clone()))
+        x.grad = w.grad = None
+    assert 0 < float(out[0][0].mean()) < 0.6
+    torch.testing.assert_close(out[0][0], out[1][0], rtol=0, atol=0)
+    for a, b in zip(out[0][1:], out[1][1:]):      # sums of T * B terms: rounding relative to the largest
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=2e-5 * float(b.abs().max()))
+
+
 @needs_numba
 @pytest.mark.parametrize("B,H", [(1, 24), (70, 24), (9, 23)])
 @pytest.mark.parametrize("model", ["lif", "cuba"])

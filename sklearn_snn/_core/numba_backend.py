@@ -81,39 +81,63 @@ import numba
 from numba import prange
 
 REC, CUBA, ALIF, SUBTRACT, SAVEQ, INPLACE = {rec}, {cuba}, {alif}, {subtract}, {saveq}, {inplace}
-{add_rows}
+# {row_blocks}
+from sklearn_snn._core.numba_loops import add_row_blocks
+
 
 @numba.njit(cache=True, nogil=True, error_model="numpy"{par})
-def forward(t0, t1, x, wrec, beta, alpha, thr, fpar, U, S, Q, A, v, syn, a, sp, nchunks):
+def forward(t0, t1, x, wrec, wpack, beta, alpha, thr, fpar, U, S, Q, A, v, syn, a, sp, nchunks):
     # Steps t0..t1-1. v, syn, a, sp: (B, H) state, current on entry, updated on exit. The batch is
     # split into nchunks blocks (one per thread); each walks time in the outer loop so memory
     # streams. U may be x itself (the membrane overwrites the current it was computed from); Q is
-    # a uint8 copy of the spikes, written only when the backward pass needs them. The recurrent
-    # input s_(t-1) @ wrec is a sum of the rows of the neurons that spiked: their indices are
-    # listed without branches and the rows added eight at a time (one accumulator pass per eight).
+    # a uint8 copy of the spikes, written only when the backward pass needs them.
+    # The recurrent input s_(t-1) @ wrec is a sum of the rows of the neurons that spiked: each
+    # sample's spiking neurons are listed without branches, then the rows are summed one column
+    # block at a time (add_row_blocks) from wpack, wrec's first NB * L columns copied here block
+    # by block (wpack[c, j] = wrec[j, c*L:(c+1)*L]) so that a block's rows lie together in L1 while
+    # every sample of the thread's share adds from it; the columns past NB * L row by row.
     T, B, H = x.shape
     adapt, rho, one, zero = fpar[0], fpar[1], fpar[2], fpar[3]
     step = (B + nchunks - 1) // nchunks
+    NB, L = wpack.shape[0], wpack.shape[2]
+    if REC:
+        for cb in range(NB):
+            for j in range(H):
+                pr, wr = wpack[cb, j], wrec[j]
+                for q in range(L):
+                    pr[q] = wr[cb * L + q]
     for c in {loop}(nchunks):
-        buf = np.empty(H + 1, np.int32)
+        b0, b1 = c * step, min(B, (c + 1) * step)
+        lists = np.empty((max(1, b1 - b0), H + 1), np.int32)
+        counts = np.empty(max(1, b1 - b0), np.int64)
         for t in range(t0, t1):
-            for b in range(c * step, min(B, (c + 1) * step)):
+            if REC:
+                for b in range(b0, b1):
+                    spb, ur, li = sp[b], U[t, b], lists[b - b0]
+                    k = 0
+                    for j in range(H):
+                        li[k] = j
+                        k += spb[j] != zero
+                    counts[b - b0] = k
+                    if not INPLACE:
+                        xr = x[t, b]
+                        for h in range(H):
+                            ur[h] = xr[h]
+                    for q in range(k):
+                        wr = wrec[li[q]]
+                        for h in range(NB * L, H):
+                            ur[h] += wr[h]
+                for cb in range(NB):
+                    P = wpack[cb]
+                    for b in range(b0, b1):
+                        add_row_blocks(U[t, b], P, lists[b - b0], 0, counts[b - b0], cb * L)
+            for b in range(b0, b1):
                 vb, synb, ab, spb = v[b], syn[b], a[b], sp[b]
                 ur, sr = U[t, b], S[t, b]
-                if INPLACE:
+                if INPLACE or REC:
                     xr = ur
                 else:
                     xr = x[t, b]
-                if REC:
-                    k = 0
-                    for j in range(H):
-                        buf[k] = j
-                        k += spb[j] != zero
-                    if not INPLACE:
-                        for h in range(H):
-                            ur[h] = xr[h]
-                        xr = ur
-                    add_rows(ur, wrec, buf, 0, k)
                 if ALIF:
                     ar = A[t, b]
                 if SAVEQ:
@@ -283,7 +307,7 @@ def specialised(kind, **flags):
             return mod
         parallel = flags.pop("parallel")
         fmt = dict(flags, par=", parallel=True" if parallel else "", loop="prange" if parallel else "range",
-                   add_rows=_inlined_src("add_rows"), rows_times=_inlined_src("rows_times"))
+                   rows_times=_inlined_src("rows_times"), row_blocks=_loops_digest())
         if kind == "fwd":
             src = _FWD_TEMPLATE.format(**fmt)
         else:
@@ -324,9 +348,19 @@ def shared_module(prefix, src):
     return mod
 
 
+def _loops_digest():
+    """A hash of :mod:`~sklearn_snn._core.numba_loops`'s source, written into the rendered forward
+    kernel that imports ``add_row_blocks`` from it, so a change there renders (and compiles) anew."""
+    import hashlib
+    import inspect
+
+    from . import numba_loops
+
+    return hashlib.sha1(inspect.getsource(numba_loops).encode()).hexdigest()[:16]
+
+
 def _inlined_src(name):
-    """The source of a helper of :mod:`~sklearn_snn._core.numba_loops` (``add_rows``,
-    ``rows_times``) as the templates' inlined copy (one definition; numba's disk cache needs the
+    """The source of a helper of :mod:`~sklearn_snn._core.numba_loops` (``rows_times``) as the templates' inlined copy (one definition; numba's disk cache needs the
     package's source files anyway, and a change to the helper changes the rendered file's hash)."""
     import inspect
 
@@ -594,7 +628,14 @@ class ScanCompiled(torch.autograd.Function):
         wr = w_rec.detach().contiguous() if rec else _dummy(xc.dtype, 2)
         mod = specialised("fwd", rec=rec, cuba=cuba, alif=alif, subtract=subtract, saveq=save_q,
                            inplace=inplace, parallel=n > 1)
-        mod.forward(0, T, as_numpy(xc), as_numpy(wr), bt, at, tt, fpar, *(as_numpy(a) for a in (U, S, Q, A, *fin)), min(n, B))
+        # the recurrent weights' column blocks, filled by the kernel (see its comment): a torch
+        # buffer, so each block's rows start 64-byte aligned
+        from .numba_loops import ROW_BLOCK_BYTES
+
+        width = ROW_BLOCK_BYTES // xc.element_size()
+        wpack = torch.empty((H // width, H, width), dtype=xc.dtype) if rec else _dummy(xc.dtype, 3)
+        mod.forward(0, T, as_numpy(xc), as_numpy(wr), as_numpy(wpack), bt, at, tt, fpar,
+                    *(as_numpy(a) for a in (U, S, Q, A, *fin)), min(n, B))
         ctx.spec, ctx.deriv, ctx.slope = spec, deriv, slope
         ctx.params = (beta, alpha, thr)
         ctx.set_materialize_grads(False)      # no (T, B, H) zeros for the membrane's unused gradient

@@ -4,10 +4,11 @@ Imported only by :func:`~sklearn_snn._core.numba_backend.numba_kernels` (so impo
 does not import numba). :data:`KERNELS` are the top-level kernels, each compiled twice by the
 backend: a parallel build for the main thread and a serial one for calls from other threads
 (see :mod:`~sklearn_snn._core.threads`). The helpers they call (:func:`add_rows`,
-:func:`sparse_wgrad`) and :func:`pack_bits` are compiled here, once, when numba is importable;
-without numba this module still imports (its functions are then plain Python) and the backend
-reports itself unavailable. :func:`add_rows` and :func:`rows_times` are also inlined into the scan
-kernels rendered from the templates of the backend.
+:func:`sparse_wgrad`, :func:`add_row_blocks`) and :func:`pack_bits` are compiled here, once, when
+numba is importable; without numba this module still imports (its functions are then plain
+Python) and the backend reports itself unavailable. :func:`rows_times` is also inlined into the
+scan kernels rendered from the templates of the backend, and the recurrent forward kernel calls
+:func:`add_row_blocks` (an LLVM intrinsic: summed 64-byte vectors).
 """
 
 from __future__ import annotations
@@ -21,11 +22,25 @@ except ImportError:  # the backend is unavailable; keep the module importable (e
     numba = None
     prange = range
 
-__all__ = ["KERNELS", "add_rows", "cttz", "pack_bits", "rows_times", "sparse_wgrad"]
+__all__ = ["KERNELS", "ROW_BLOCK_BYTES", "add_row_blocks", "add_row_blocks_python", "add_rows", "cttz", "pack_bits", "rows_times",
+           "sparse_wgrad"]
+
+ROW_BLOCK_BYTES = 128
+"""The width of the column blocks :func:`add_row_blocks` sums (32 float32 or 16 float64: two
+512-bit vectors)."""
+
+
+
+def add_row_blocks_python(acc, P, idx, a, e, h0):
+    """``acc[h0:h0+L] += P[idx[a:e], :L].sum(0)``, ``L = ROW_BLOCK_BYTES // P.itemsize``: what the
+    compiled :func:`add_row_blocks` computes (it runs in its place without numba)."""
+    L = ROW_BLOCK_BYTES // P.itemsize
+    acc[h0:h0 + L] += P[idx[a:e], :L].sum(0)
 
 
 if numba is not None:
     from llvmlite import ir
+    from numba.core import cgutils, types
     from numba.core.extending import intrinsic
 
     @intrinsic
@@ -35,11 +50,77 @@ if numba is not None:
             return builder.cttz(args[0], ir.Constant(ir.IntType(1), 1))
 
         return x(x), codegen
+
+    @intrinsic
+    def add_row_blocks(typingctx, acc, P, idx, a, e, h0):
+        # acc[h0:h0+L] += P[idx[a]] + ... + P[idx[e-1]] for a packed column block P (rows of L
+        # contiguous values, L * itemsize = ROW_BLOCK_BYTES), summed in registers: LLVM vectors of
+        # 64 bytes, two per row, four rows per pass into four partial sums, so each row costs two
+        # vector loads and adds and nothing else (no alias checks, no stores until the end). Written
+        # as IR because numba's loops over such short rows spend more on their set-up than on the
+        # adds. P rows packed contiguously keep a block in L1: rows of W_rec 1 KB apart map to a
+        # sixteenth of L1's sets.
+        def codegen(context, builder, sig, args):
+            acc_a = context.make_array(sig.args[0])(context, builder, args[0])
+            p_a = context.make_array(sig.args[1])(context, builder, args[1])
+            idx_a = context.make_array(sig.args[2])(context, builder, args[2])
+            fty = context.get_data_type(sig.args[1].dtype)
+            size = context.get_abi_sizeof(fty)
+            vty = ir.VectorType(fty, 64 // size)
+            nv = ROW_BLOCK_BYTES // 64
+            i64 = ir.IntType(64)
+            a_, e_, h0_ = (context.cast(builder, v, t, types.int64) for v, t in zip(args[3:], sig.args[3:]))
+            rowb = builder.extract_value(p_a.strides, 0)
+            base = builder.ptrtoint(p_a.data, i64)
+            accp = builder.add(builder.ptrtoint(acc_a.data, i64), builder.mul(h0_, ir.Constant(i64, size)))
+            sums = [[cgutils.alloca_once_value(builder, ir.Constant(vty, None)) for _ in range(nv)] for _ in range(4)]
+            q = cgutils.alloca_once_value(builder, a_)
+
+            def add_row(qv, part):
+                j = builder.sext(builder.load(builder.gep(idx_a.data, [qv])), i64)
+                row = builder.add(base, builder.mul(j, rowb))
+                for v in range(nv):
+                    ptr = builder.inttoptr(builder.add(row, ir.Constant(i64, 64 * v)), vty.as_pointer())
+                    slot = sums[part][v]
+                    builder.store(builder.fadd(builder.load(slot), builder.load(ptr, align=size)), slot)
+
+            head, body4, tail, body1, done = (builder.append_basic_block(n) for n in ("head", "by4", "tail", "by1", "done"))
+            builder.branch(head)
+            builder.position_at_end(head)
+            builder.cbranch(builder.icmp_signed("<=", builder.add(builder.load(q), ir.Constant(i64, 4)), e_), body4, tail)
+            builder.position_at_end(body4)
+            qv = builder.load(q)
+            for u in range(4):
+                add_row(builder.add(qv, ir.Constant(i64, u)), u)
+            builder.store(builder.add(qv, ir.Constant(i64, 4)), q)
+            builder.branch(head)
+            builder.position_at_end(tail)
+            builder.cbranch(builder.icmp_signed("<", builder.load(q), e_), body1, done)
+            builder.position_at_end(body1)
+            qv = builder.load(q)
+            add_row(qv, 0)
+            builder.store(builder.add(qv, ir.Constant(i64, 1)), q)
+            builder.branch(tail)
+            builder.position_at_end(done)
+            for v in range(nv):
+                tot = builder.fadd(builder.fadd(builder.load(sums[0][v]), builder.load(sums[1][v])),
+                                   builder.fadd(builder.load(sums[2][v]), builder.load(sums[3][v])))
+                ptr = builder.inttoptr(builder.add(accp, ir.Constant(i64, 64 * v)), vty.as_pointer())
+                builder.store(builder.fadd(builder.load(ptr, align=size), tot), ptr, align=size)
+            return context.get_dummy_value()
+
+        if not (isinstance(acc, types.Array) and isinstance(P, types.Array) and acc.dtype == P.dtype
+                and P.dtype in (types.float32, types.float64) and isinstance(idx, types.Array)
+                and idx.dtype == types.int32):
+            return None
+        return types.none(acc, P, idx, a, e, h0), codegen
 else:
     def cttz(x):
         """The index of the lowest set bit of a nonzero integer (plain Python without numba)."""
         x = int(x)
         return (x & -x).bit_length() - 1
+
+    add_row_blocks = add_row_blocks_python
 
 
 def _jit(**opts):
@@ -249,47 +330,77 @@ def sparse_wgrad_par(indptr, indices, values, G, gwT, nchunks, binary, block):
 
 def rec_wgrad(Q, q0, GX, gw, nchunks):
     # gw = sum_t s_(t-1)^T GX_t for uint8 spikes Q (T, B, H) of 0s and 1s (q0 at t = 0), each
-    # thread taking a range of J rows of gw. For each step the spikes of its rows are first
-    # turned into bit masks over the samples (M[w, j]: bit i for sample 64 w + i; a branch-free
-    # pass over contiguous bytes that vectorises); the samples in which j spiked are then read
-    # off the set bits (one tzcnt each, so the cost follows the spike count, not B) and their
-    # rows of GX_t summed into gw[j] eight at a time. The rows are added in increasing sample
-    # order, as the branch-free listing over b did (3.6 -> 2.65 ms for S2-rec on one core).
+    # thread taking a range of J rows of gw, TC steps at a time. For each step the spikes of its
+    # rows are first turned into bit masks over the samples (M[i, w, j]: bit b for sample 64 w + b;
+    # a branch-free pass over contiguous bytes that vectorises); the samples in which j spiked are
+    # then read off the set bits (one tzcnt each, so the cost follows the spike count, not B) into
+    # one list per row j over the TC steps. The TC steps' rows of GX are copied column block by
+    # column block into P (P[c, i B + b] = GX[t0 + i, b, c L:(c+1) L], 32 KB a block for B = 64),
+    # and each row j of gw sums its listed rows from one block at a time (add_row_blocks): the
+    # block stays in L1 while all J rows read it. Columns past NB L are summed row by row.
     T, B, H = GX.shape
     NW = (B + 63) // 64
+    L = ROW_BLOCK_BYTES // GX.itemsize
+    NB = H // L
+    TC = max(1, min(T, 32768 // max(1, B * ROW_BLOCK_BYTES)))
     step = (H + nchunks - 1) // nchunks
     for c in prange(nchunks):
         j0 = c * step
         J = max(0, min(H, j0 + step) - j0)
-        lst = np.empty(B + 1, np.int32)
-        M = np.empty((NW, J), np.uint64)
-        for t in range(T):
-            sp = Q[t - 1] if t > 0 else q0
-            for w in range(NW):
-                mw = M[w]
-                for j in range(J):
-                    mw[j] = 0
-            for b in range(B):
-                r = sp[b, j0:j0 + J]
-                mw = M[b >> 6]
-                bit = np.uint64(1) << np.uint64(b & 63)
-                for j in range(J):         # a local range from 0: with a range from j0 it does not vectorise
-                    mw[j] |= bit * np.uint64(r[j])
-            gx = GX[t]
-            for j in range(J):
-                k = 0
+        lst = np.empty(TC * B * max(J, 1) + 1, np.int32)
+        off = np.empty(J + 1, np.int64)
+        M = np.empty((TC, NW, max(J, 1)), np.uint64)
+        P = np.empty((max(NB, 1), TC * B, L), GX.dtype)
+        for ta in range(0, T, TC):
+            te = min(T, ta + TC)
+            for t in range(ta, te):
+                sp = Q[t - 1] if t > 0 else q0
+                Mt = M[t - ta]
                 for w in range(NW):
-                    m = M[w, j]
-                    k0 = k
-                    while m != 0:
-                        lst[k] = cttz(m)
-                        k += 1
-                        m &= m - np.uint64(1)
-                    if w > 0:
-                        for q in range(k0, k):
-                            lst[q] += 64 * w
-                if k > 0:
-                    add_rows(gw[j0 + j], gx, lst, 0, k)
+                    mw = Mt[w]
+                    for j in range(J):
+                        mw[j] = 0
+                for b in range(B):
+                    r = sp[b, j0:j0 + J]
+                    mw = Mt[b >> 6]
+                    bit = np.uint64(1) << np.uint64(b & 63)
+                    for j in range(J):         # a local range from 0: with a range from j0 it does not vectorise
+                        mw[j] |= bit * np.uint64(r[j])
+            k = 0
+            for j in range(J):
+                off[j] = k
+                for t in range(ta, te):
+                    for w in range(NW):
+                        m = M[t - ta, w, j]
+                        base = (t - ta) * B + 64 * w
+                        while m != 0:
+                            lst[k] = cttz(m) + base
+                            k += 1
+                            m &= m - np.uint64(1)
+            off[J] = k
+            if k == 0:
+                continue
+            for t in range(ta, te):
+                for b in range(B):
+                    g = GX[t, b]
+                    n = (t - ta) * B + b
+                    for cb in range(NB):
+                        pr = P[cb, n]
+                        for q in range(L):
+                            pr[q] = g[cb * L + q]
+            for cb in range(NB):
+                Pc = P[cb]
+                for j in range(J):
+                    if off[j + 1] > off[j]:
+                        add_row_blocks(gw[j0 + j], Pc, lst, off[j], off[j + 1], cb * L)
+            if NB * L < H:
+                for j in range(J):
+                    gr = gw[j0 + j]
+                    for q in range(off[j], off[j + 1]):
+                        n = lst[q]
+                        g = GX[ta + n // B, n % B]
+                        for h in range(NB * L, H):
+                            gr[h] += g[h]
 
 
 def narrow_gx(G, W, out, nchunks):
