@@ -695,12 +695,12 @@ class ScanCompiled(torch.autograd.Function):
             mod.backward_rec(*arrs, bt, at, tt, fpar, *tail, as_numpy(wT), min(n, B))
         grads = [None] * 14
         if rec and ctx.needs_input_grad[1]:
-            # sum_t s_(t-1)^T gi_t from the stored uint8 spikes, after the loop: the rows of W_rec
-            # split between the threads (q0: the initial spikes, for t = 0)
+            # sum_t s_(t-1)^T gi_t from the stored uint8 spikes, after the loop: the samples split
+            # between the threads, each summing into its own (H, H) (q0: the initial spikes, t = 0)
             nb, _ = kernels()
             q0 = (s0.detach() != 0).to(torch.uint8).expand(B, H).contiguous()
             gw = torch.zeros((H, H), dtype=U.dtype)
-            nb.rec_wgrad(as_numpy(Q), as_numpy(q0), as_numpy(GX), as_numpy(gw), max(1, min(n, H)))
+            nb.rec_wgrad(as_numpy(Q), as_numpy(q0), as_numpy(GX), as_numpy(gw), max(1, min(n, B)))
             grads[1] = gw
         ctx.consumed = inplace
         if not cuba:

@@ -329,28 +329,32 @@ def sparse_wgrad_par(indptr, indices, values, G, gwT, nchunks, binary, block):
 
 
 def rec_wgrad(Q, q0, GX, gw, nchunks):
-    # gw = sum_t s_(t-1)^T GX_t for uint8 spikes Q (T, B, H) of 0s and 1s (q0 at t = 0), each
-    # thread taking a range of J rows of gw, TC steps at a time. For each step the spikes of its
-    # rows are first turned into bit masks over the samples (M[i, w, j]: bit b for sample 64 w + b;
-    # a branch-free pass over contiguous bytes that vectorises); the samples in which j spiked are
-    # then read off the set bits (one tzcnt each, so the cost follows the spike count, not B) into
-    # one list per row j over the TC steps. The TC steps' rows of GX are copied column block by
-    # column block into P (P[c, i B + b] = GX[t0 + i, b, c L:(c+1) L], 32 KB a block for B = 64),
-    # and each row j of gw sums its listed rows from one block at a time (add_row_blocks): the
-    # block stays in L1 while all J rows read it. Columns past NB L are summed row by row.
+    # gw += sum_t s_(t-1)^T GX_t for uint8 spikes Q (T, B, H) of 0s and 1s (q0 at t = 0). Each
+    # thread takes a block of the samples (its own sum, added into gw at the end), TC steps at a
+    # time. For each step the spikes of its samples are first turned into bit masks over them
+    # (M[i, w, j]: bit b for sample b0 + 64 w + b; a branch-free pass over contiguous bytes that
+    # vectorises); the samples in which j spiked are then read off the set bits (one tzcnt each, so
+    # the cost follows the spike count, not B) into one list per row j over the TC steps. The TC
+    # steps' rows of GX are copied column block by column block into P (P[c, i Bc + b] =
+    # GX[t0 + i, b0 + b, c L:(c+1) L], at most 32 KB a block), and each row j of the sum adds its
+    # listed rows from one block at a time (add_row_blocks): the block stays in L1 while all H rows
+    # read it. Columns past NB L are summed row by row.
     T, B, H = GX.shape
-    NW = (B + 63) // 64
     L = ROW_BLOCK_BYTES // GX.itemsize
     NB = H // L
-    TC = max(1, min(T, 32768 // max(1, B * ROW_BLOCK_BYTES)))
-    step = (H + nchunks - 1) // nchunks
-    for c in prange(nchunks):
-        j0 = c * step
-        J = max(0, min(H, j0 + step) - j0)
-        lst = np.empty(TC * B * max(J, 1) + 1, np.int32)
-        off = np.empty(J + 1, np.int64)
-        M = np.empty((TC, NW, max(J, 1)), np.uint64)
-        P = np.empty((max(NB, 1), TC * B, L), GX.dtype)
+    step = (B + nchunks - 1) // nchunks
+    nch = (B + step - 1) // step
+    part = np.zeros((max(nch - 1, 0), H, H), gw.dtype)
+    for c in prange(nch):
+        acc = gw if c == 0 else part[c - 1]
+        b0 = c * step
+        Bc = min(B, b0 + step) - b0
+        NW = (Bc + 63) // 64
+        TC = max(1, min(T, 32768 // (Bc * ROW_BLOCK_BYTES)))
+        lst = np.empty(TC * Bc * H + 1, np.int32)
+        off = np.empty(H + 1, np.int64)
+        M = np.empty((TC, NW, H), np.uint64)
+        P = np.empty((max(NB, 1), TC * Bc, L), GX.dtype)
         for ta in range(0, T, TC):
             te = min(T, ta + TC)
             for t in range(ta, te):
@@ -358,49 +362,55 @@ def rec_wgrad(Q, q0, GX, gw, nchunks):
                 Mt = M[t - ta]
                 for w in range(NW):
                     mw = Mt[w]
-                    for j in range(J):
+                    for j in range(H):
                         mw[j] = 0
-                for b in range(B):
-                    r = sp[b, j0:j0 + J]
+                for b in range(Bc):
+                    r = sp[b0 + b]
                     mw = Mt[b >> 6]
                     bit = np.uint64(1) << np.uint64(b & 63)
-                    for j in range(J):         # a local range from 0: with a range from j0 it does not vectorise
+                    for j in range(H):
                         mw[j] |= bit * np.uint64(r[j])
             k = 0
-            for j in range(J):
+            for j in range(H):
                 off[j] = k
                 for t in range(ta, te):
                     for w in range(NW):
                         m = M[t - ta, w, j]
-                        base = (t - ta) * B + 64 * w
+                        base = (t - ta) * Bc + 64 * w
                         while m != 0:
                             lst[k] = cttz(m) + base
                             k += 1
                             m &= m - np.uint64(1)
-            off[J] = k
+            off[H] = k
             if k == 0:
                 continue
             for t in range(ta, te):
-                for b in range(B):
-                    g = GX[t, b]
-                    n = (t - ta) * B + b
+                for b in range(Bc):
+                    g = GX[t, b0 + b]
+                    n = (t - ta) * Bc + b
                     for cb in range(NB):
                         pr = P[cb, n]
                         for q in range(L):
                             pr[q] = g[cb * L + q]
             for cb in range(NB):
                 Pc = P[cb]
-                for j in range(J):
+                for j in range(H):
                     if off[j + 1] > off[j]:
-                        add_row_blocks(gw[j0 + j], Pc, lst, off[j], off[j + 1], cb * L)
+                        add_row_blocks(acc[j], Pc, lst, off[j], off[j + 1], cb * L)
             if NB * L < H:
-                for j in range(J):
-                    gr = gw[j0 + j]
+                for j in range(H):
+                    gr = acc[j]
                     for q in range(off[j], off[j + 1]):
                         n = lst[q]
-                        g = GX[ta + n // B, n % B]
+                        g = GX[ta + n // Bc, b0 + n % Bc]
                         for h in range(NB * L, H):
                             gr[h] += g[h]
+    for c in range(nch - 1):
+        pc = part[c]
+        for j in range(H):
+            gj, pj = gw[j], pc[j]
+            for h in range(H):
+                gj[h] += pj[h]
 
 
 def narrow_gx(G, W, out, nchunks):
