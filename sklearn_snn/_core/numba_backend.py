@@ -406,8 +406,10 @@ def _load_numba_kernels():
                       "(set SKLEARN_SNN_NUMBA=0 to choose the torch loops and silence this warning).",
                       RuntimeWarning, stacklevel=2)
         return None
-    numba_loops = _loops_module()
-    opts = {"cache": True, "nogil": True}
+    # numpy's error model, as the templates: no zero-division checks (with them the W_rec
+    # gradient's column-block loop is 1.3x slower, benchmarks/recurrent_sums.py)
+    opts = {"cache": True, "nogil": True, "error_model": "numpy"}
+    numba_loops = _loops_module(opts)
     par = dict(opts, parallel=True)
     # parallel kernels for the main thread; serial ones (compiled only if used) for calls from
     # other threads, so no threading layer ever sees nested or concurrent launches. The pool is
@@ -524,15 +526,17 @@ def note_kernels():
 atexit.register(note_kernels)     # what ran after the last fit (predict) goes on the list too
 
 
-def _loops_module():
+def _loops_module(opts):
     """:mod:`~sklearn_snn._core.numba_loops`, imported from its copy in the shared kernel cache (see
-    :func:`shared_module`); the package's own module when the cache cannot be written."""
+    :func:`shared_module`); the package's own module when the cache cannot be written. The copy's
+    name hashes the compile options too (``opts``, written into it as a comment): numba's disk
+    cache keys a function by its source, not by the options it was compiled with."""
     import inspect
 
     from . import numba_loops
 
     try:
-        return shared_module("snn_loops", inspect.getsource(numba_loops))
+        return shared_module("snn_loops", inspect.getsource(numba_loops) + f"\n# compiled with {sorted(opts.items())}\n")
     except OSError:
         return numba_loops
 
