@@ -4,8 +4,9 @@ On CPU float32/float64 tensors, when numba is installed (optional: ``pip install
 compiled ``ScanCompiled`` runs each loop over time as one call -- the forward scan and the adjoint
 recurrence of :mod:`~sklearn_snn._core.scan_torch` parallel over the batch (the rows are
 independent, even with recurrent weights), named surrogates evaluated inside the loop, the
-recurrent input of binary spikes summed from the rows of the neurons that spiked, eight rows per
-pass -- and stores only the membrane, the spikes (the layer's output, which the next layer keeps
+recurrent input of binary spikes summed from the rows of the neurons that spiked, one 128-byte
+column block at a time from a block-major copy of ``W_rec`` (``numba_loops.add_row_blocks``) -- and
+stores only the membrane, the spikes (the layer's output, which the next layer keeps
 anyway) and, for ``alif``, the adaptation; nothing else of size (T, B, H) is built. A recurrent
 layer's adjoint has a dense term ``gi_{t+1} W_rec^T``; a sample's row of it needs only that
 sample's adjoint, so the backward kernel (``backward_rec``) still walks time per block of the batch,
