@@ -37,7 +37,12 @@ T, B, H, RATE = 100, 64, 256, 0.128
 def kernels():
     from numba import njit
 
-    from sklearn_snn._core.numba_loops import ROW_BLOCK_BYTES, add_row_blocks, add_rows, cttz
+    from sklearn_snn._core.numba_loops import (
+        ROW_BLOCK_BYTES,
+        add_row_blocks,
+        add_rows,
+        cttz,
+    )
 
     add8 = njit(inline="always", nogil=True, error_model="numpy")(
         add_rows.py_func if hasattr(add_rows, "py_func") else add_rows)
@@ -158,7 +163,7 @@ def main():
         ref[1:] = np.einsum("tbj,jh->tbh", S[:-1].astype(np.float64), W.astype(np.float64))
         tol = 1e-4 if dtype == torch.float32 else 1e-10
         for name, f in (("recurrent input, row by row", input_rows), ("recurrent input, column blocks", input_blocks)):
-            def run(f=f):
+            def run(f=f, S=S, W=W, U=U):
                 U[:] = 0
                 f(S, W, U)
             ms = median_ms(run, a.repeats)
@@ -172,11 +177,10 @@ def main():
         gw = torch.zeros(H, H, dtype=dtype).numpy()
         prev = np.concatenate([q0[None], Q[:-1]]).astype(np.float64)
         ref = np.einsum("tbj,tbk->jk", prev, GX.astype(np.float64))
-        for name, f in (("W_rec gradient, row by row", lambda: wgrad_rows(Q, q0, GX, gw, 1)),
-                        ("W_rec gradient, column blocks", lambda: nb.ser.rec_wgrad(Q, q0, GX, gw, 1))):
-            def run(f=f):
+        for name, f in (("W_rec gradient, row by row", wgrad_rows), ("W_rec gradient, column blocks", nb.ser.rec_wgrad)):
+            def run(f=f, Q=Q, q0=q0, GX=GX, gw=gw):
                 gw[:] = 0
-                f()
+                f(Q, q0, GX, gw, 1)
             ms = median_ms(run, a.repeats)
             err = float(np.abs(gw - ref).max())
             if err > tol * float(np.abs(ref).max()):
