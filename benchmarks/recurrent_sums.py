@@ -26,10 +26,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 
 import numpy as np
 import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from recurrent_chain import median_ms  # noqa: E402 -- the timing of its sibling benchmark
 
 T, B, H, RATE = 100, 64, 256, 0.128
 
@@ -128,16 +130,6 @@ def kernels():
                         add8(gw[j0 + j], gx, lst, 0, k)
 
     return input_rows, input_blocks, wgrad_rows
-
-
-def median_ms(f, repeats):
-    f()
-    ts = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        f()
-        ts.append(time.perf_counter() - t0)
-    return 1e3 * float(np.median(ts))
 
 
 def main():
