@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from recurrent_chain import median_ms  # noqa: E402 -- the timing of its sibling benchmark
+from recurrent_chain import median_ms  # the sibling benchmark's timing helper
 
 T, B, H, RATE = 100, 64, 256, 0.128
 
