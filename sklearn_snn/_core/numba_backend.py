@@ -109,8 +109,9 @@ def forward(t0, t1, x, wrec, wpack, beta, alpha, thr, fpar, U, S, Q, A, v, syn, 
                     pr[q] = wr[cb * L + q]
     for c in {loop}(nchunks):
         b0, b1 = c * step, min(B, (c + 1) * step)
-        lists = np.empty((max(1, b1 - b0), H + 1), np.int32)
-        counts = np.empty(max(1, b1 - b0), np.int64)
+        nl = max(1, b1 - b0) if REC else 1      # the spike lists only a recurrent layer needs
+        lists = np.empty((nl, H + 1 if REC else 1), np.int32)
+        counts = np.empty(nl, np.int64)
         for t in range(t0, t1):
             if REC:
                 for b in range(b0, b1):
@@ -361,8 +362,9 @@ def _loops_digest():
 
 
 def _inlined_src(name):
-    """The source of a helper of :mod:`~sklearn_snn._core.numba_loops` (``rows_times``) as the templates' inlined copy (one definition; numba's disk cache needs the
-    package's source files anyway, and a change to the helper changes the rendered file's hash)."""
+    """The source of a helper of :mod:`~sklearn_snn._core.numba_loops` (``rows_times``) as the
+    templates' inlined copy (one definition; numba's disk cache needs the package's source files
+    anyway, and a change to the helper changes the rendered file's hash)."""
     import inspect
 
     from . import numba_loops
